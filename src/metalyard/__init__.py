@@ -1,0 +1,3 @@
+"""metalyard: a control plane for fleets of physical servers."""
+
+__version__ = "0.1.0"

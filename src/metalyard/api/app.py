@@ -1,0 +1,59 @@
+"""The FastAPI application: one per process, stateless apart from its database."""
+
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+
+import metalyard
+from metalyard.api import errors
+from metalyard.api.deps import SettingsDep
+from metalyard.api.middleware import RequestIdMiddleware
+from metalyard.api.routing import UnitOfWorkRoute
+from metalyard.auth import api as auth_api
+from metalyard.auth.audit import api as audit_api
+from metalyard.auth.changes import api as changes_api
+from metalyard.config import Settings
+from metalyard.db import Database
+from metalyard.inventory import api as inventory_api
+from metalyard.schemas import ErrorBody
+
+ERROR_RESPONSES = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (401, "No valid token"),
+        (403, "The token's scope does not allow this call"),
+        (404, "Not found"),
+        (409, "Conflicts with the current state (stale version, forbidden move, duplicate)"),
+        (413, "Request too large"),
+        (422, "Invalid input: `details` names each field and why"),
+    )
+}
+
+
+class RegionOut(BaseModel):
+    name: str
+    version: str
+
+
+def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+    app = FastAPI(
+        title="metalyard",
+        version=metalyard.__version__,
+        summary="Control plane for fleets of physical servers, one region per deployment.",
+    )
+    app.state.settings = settings
+    app.state.database = database or Database(settings.effective_database_url)
+    app.add_middleware(RequestIdMiddleware)
+    errors.install(app)
+
+    v1 = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, responses=ERROR_RESPONSES)
+
+    @v1.get("/region", tags=["region"], response_model=RegionOut)
+    def get_region(settings: SettingsDep) -> RegionOut:
+        """Which region this deployment serves (no token needed)."""
+        return RegionOut(name=settings.region, version=metalyard.__version__)
+
+    for module in (inventory_api, auth_api, changes_api, audit_api):
+        for router in module.routers:
+            v1.include_router(router)
+    app.include_router(v1)
+    return app

@@ -1,0 +1,119 @@
+"""What every route depends on: its transaction, the settings, and who is calling.
+
+Authorisation happens here and only here: each route needs `read` for GET and `write`
+otherwise, unless it declares another scope with `requires()`.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
+from sqlalchemy.orm import Session
+
+from metalyard.auth import service as auth_service
+from metalyard.auth.actor import Actor
+from metalyard.auth.scopes import Scope
+from metalyard.config import Settings
+from metalyard.db.pagination import MAX_PAGE_SIZE
+from metalyard.errors import Forbidden, Unauthenticated
+
+SCOPE_KEY = "x-required-scope"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer my_…`")
+basic = HTTPBasic(auto_error=False, description="Name and password; only to create a token.")
+
+
+def requires(scope: Scope) -> dict[str, Any]:
+    """Route keyword arguments declaring a scope other than the method's default."""
+    return {"openapi_extra": {SCOPE_KEY: scope.value}}
+
+
+def required_scope(method: str, openapi_extra: dict[str, Any] | None) -> Scope:
+    declared = (openapi_extra or {}).get(SCOPE_KEY)
+    if declared:
+        return Scope(declared)
+    return Scope.READ if method in READ_METHODS else Scope.WRITE
+
+
+def get_session(request: Request) -> Session:
+    return request.state.session
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def authorize(
+    request: Request,
+    session: Annotated[Session, Depends(get_session)],
+    token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    if token is None:
+        raise Unauthenticated("this call needs an API token: send 'Authorization: Bearer <token>'")
+    user, api_token = auth_service.authenticate_token(session, secret=token.credentials)
+    return _admit(request, _actor(request, user, api_token.scope, api_token.id))
+
+
+def authorize_with_password(
+    request: Request,
+    session: Annotated[Session, Depends(get_session)],
+    token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    password: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+) -> Actor:
+    """Like `authorize`, but also takes name and password: the way to a stronger token."""
+    if password is not None and token is None:
+        user = auth_service.authenticate_password(
+            session, name=password.username, password=password.password
+        )
+        return _admit(request, _actor(request, user, user.role, None))
+    return authorize(request, session, token)
+
+
+def _actor(request: Request, user: Any, scope: Scope, token_id: int | None) -> Actor:
+    return Actor(
+        name=user.name,
+        scope=scope,
+        user_id=user.id,
+        token_id=token_id,
+        request_id=request.state.request_id,
+        client=request.client.host if request.client else "",
+    )
+
+
+def _admit(request: Request, actor: Actor) -> Actor:
+    request.state.actor = actor  # the audit log reads it, even when the call is then denied
+    route = request.scope["route"]
+    needed = required_scope(request.method, route.openapi_extra)
+    if not actor.scope.covers(needed):
+        raise Forbidden(
+            f"this call needs a token with scope {needed.value}; yours has {actor.scope.value}. "
+            f"Create one with: metalyard token create --scope {needed.value}",
+            details={"needed": needed.value, "have": actor.scope.value},
+        )
+    return actor
+
+
+class PageQuery:
+    """The paging parameters every list takes."""
+
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 100,
+        cursor: Annotated[
+            str | None, Query(max_length=512, description="`next_cursor` of the page before.")
+        ] = None,
+    ) -> None:
+        self.limit = limit
+        self.cursor = cursor
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ActorDep = Annotated[Actor, Depends(authorize)]
+PageDep = Annotated[PageQuery, Depends()]

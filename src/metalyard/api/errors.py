@@ -1,0 +1,87 @@
+"""One error body everywhere: {code, message, details}."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException
+
+from metalyard.errors import Conflict, MetalyardError, StaleVersion
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(MetalyardError, _metalyard_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(StaleDataError, _stale_data)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def error_response(error: MetalyardError, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
+
+
+async def _metalyard_error(request: Request, error: MetalyardError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return error_response(error, headers)
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    problems = [
+        {
+            "field": ".".join(str(part) for part in problem["loc"] if part != "body"),
+            "message": problem["msg"],
+            "type": problem["type"],
+        }
+        for problem in error.errors()
+    ]
+    first = problems[0] if problems else {"field": "", "message": "invalid request"}
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    where = f"{first['field']}: " if first["field"] else ""
+    return JSONResponse(
+        {
+            "code": "invalid_input",
+            "message": f"{where}{first['message']}{more}",
+            "details": problems,
+        },
+        status_code=422,
+    )
+
+
+async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    code = HTTP_CODES.get(error.status_code, "http_error")
+    return JSONResponse(
+        {"code": code, "message": str(error.detail), "details": None},
+        status_code=error.status_code,
+        headers=getattr(error, "headers", None),
+    )
+
+
+async def _integrity_error(request: Request, error: IntegrityError) -> JSONResponse:
+    # Two writers raced past a check; the constraint kept the data right.
+    return error_response(Conflict("the change conflicts with data written at the same time"))
+
+
+async def _stale_data(request: Request, error: StaleDataError) -> JSONResponse:
+    return error_response(StaleVersion("the object changed while this change was being made"))
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", "")
+    log.exception("unexpected error in request %s", request_id)
+    return JSONResponse(
+        {
+            "code": "internal_error",
+            "message": f"internal error; request id {request_id}",
+            "details": None,
+        },
+        status_code=500,
+    )

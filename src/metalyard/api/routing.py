@@ -1,0 +1,134 @@
+"""Every API call is one transaction, and every mutating call leaves one audit entry."""
+
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from metalyard.api.deps import READ_METHODS, authorize
+from metalyard.auth.audit import service as audit
+from metalyard.db import Database
+from metalyard.db.engine import begin_write
+from metalyard.errors import MetalyardError
+
+log = logging.getLogger(__name__)
+
+MAX_SUMMARY_BYTES = 4096
+SECRET_WORDS = ("password", "secret", "token", "credential_value")
+
+
+class UnitOfWorkRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        mutating = not (self.methods or set()) <= READ_METHODS
+        action = self.name
+
+        async def run(request: Request) -> Response:
+            database: Database = request.app.state.database
+            session = database.sessions()
+            request.state.session = session
+            try:
+                if mutating:
+                    await run_in_threadpool(begin_write, session)
+                response = await handler(request)
+                if mutating:
+                    summary = await _summary(request)
+                    await run_in_threadpool(
+                        _audit, session, request, action, response.status_code, summary
+                    )
+                await run_in_threadpool(session.commit)
+                return response
+            except Exception as error:
+                await run_in_threadpool(session.rollback)
+                if mutating:
+                    summary = await _summary(request)
+                    with database.transaction() as audit_session:
+                        await run_in_threadpool(
+                            _audit, audit_session, request, action, _status_of(error), summary
+                        )
+                raise
+            finally:
+                await run_in_threadpool(session.close)
+
+        return run
+
+
+def _audit(session, request: Request, action: str, status: int, summary: dict) -> None:
+    audit.record(
+        session,
+        action=action,
+        target=request.url.path.removeprefix("/v1/"),
+        outcome=_outcome(status),
+        status=status,
+        summary=summary,
+        actor=getattr(request.state, "actor", None),
+        request_id=request.state.request_id,
+        client=request.client.host if request.client else "",
+    )
+
+
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "success"
+    if status in (401, 403):
+        return "denied"
+    return "rejected" if status < 500 else "error"
+
+
+def _status_of(error: Exception) -> int:
+    if isinstance(error, MetalyardError):
+        return error.status
+    if isinstance(error, HTTPException):
+        return error.status_code
+    if isinstance(error, RequestValidationError):
+        return 422
+    return 500
+
+
+async def _summary(request: Request) -> dict[str, Any]:
+    """What was asked, with secrets blanked and large bodies reduced to their size."""
+    summary: dict[str, Any] = dict(getattr(request.state, "audit_summary", {}))
+    if request.query_params:
+        summary["query"] = dict(request.query_params)
+    try:
+        body = await request.body()
+    except RuntimeError:  # the body stream was consumed without caching
+        body = b""
+    if not body:
+        return summary
+    if len(body) > MAX_SUMMARY_BYTES:
+        summary["body_bytes"] = len(body)
+        return summary
+    try:
+        summary["body"] = _redact(json.loads(body))
+    except ValueError:
+        summary["body_bytes"] = len(body)
+    return summary
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: "***" if any(word in str(key).lower() for word in SECRET_WORDS) else _redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(item) for item in value]
+    return value
+
+
+def secured_router(**kwargs: Any) -> APIRouter:
+    """A router whose every route runs in a transaction and needs a token (see deps)."""
+    dependencies = [Depends(authorize), *kwargs.pop("dependencies", [])]
+    return APIRouter(route_class=UnitOfWorkRoute, dependencies=dependencies, **kwargs)
+
+
+def open_router(**kwargs: Any) -> APIRouter:
+    """A router that authenticates per route (token creation, the region)."""
+    return APIRouter(route_class=UnitOfWorkRoute, **kwargs)

@@ -1,0 +1,312 @@
+"""Users, teams, projects and tokens: who may act, and with which scope."""
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from metalyard.auth.actor import Actor
+from metalyard.auth.models import ApiToken, Project, Team, User
+from metalyard.auth.schemas import (
+    ProjectCreate,
+    ProjectUpdate,
+    TeamCreate,
+    TeamUpdate,
+    TokenCreate,
+    UserCreate,
+    UserUpdate,
+)
+from metalyard.auth.scopes import Scope
+from metalyard.db import utcnow
+from metalyard.db.lookup import apply_fields, check_version, get_by
+from metalyard.db.pagination import Page, SortKey, paginate
+from metalyard.errors import AlreadyExists, Conflict, Forbidden, NotFound, Unauthenticated
+from metalyard.inventory.models import Asset
+
+TOKEN_PREFIX = "my_"
+BOOTSTRAP_USER = "admin"
+
+
+# Secrets -------------------------------------------------------------------------------
+
+
+def hash_token(secret: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is safe and keeps each request cheap.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1)
+    return hmac.compare_digest(candidate.hex(), digest)
+
+
+# Authentication ------------------------------------------------------------------------
+
+
+def authenticate_token(session: Session, *, secret: str) -> tuple[User, ApiToken]:
+    """The token's user, or Unauthenticated saying why the token does not work."""
+    token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == hash_token(secret)))
+    if token is None:
+        raise Unauthenticated("the token is not valid")
+    if token.revoked_at is not None:
+        raise Unauthenticated("the token was revoked")
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        raise Unauthenticated(f"the token expired at {token.expires_at.isoformat()}")
+    if not token.user.active:
+        raise Unauthenticated(f"user {token.user.name!r} is disabled")
+    return token.user, token
+
+
+def authenticate_password(session: Session, *, name: str, password: str) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None or not user.password_hash or not verify_password(password, user.password_hash):
+        raise Unauthenticated("wrong user name or password")
+    if not user.active:
+        raise Unauthenticated(f"user {name!r} is disabled")
+    return user
+
+
+def bootstrap(session: Session) -> str | None:
+    """On an empty database, create the first admin and return its token (else None)."""
+    if session.scalar(select(func.count()).select_from(User)):
+        return None
+    user = User(name=BOOTSTRAP_USER, role=Scope.ADMIN)
+    session.add(user)
+    session.flush()
+    _, secret = _mint(session, user, scope=Scope.ADMIN, name="bootstrap", expires_in=None)
+    return secret
+
+
+# Tokens --------------------------------------------------------------------------------
+
+
+def create_token(
+    session: Session, *, data: TokenCreate, user_id: int, ceiling: Scope
+) -> tuple[ApiToken, str]:
+    """Mint a token for the caller, never above what they authenticated with (`ceiling`)."""
+    user = get_by(session, User, "user", id=user_id)
+    for limit, why in (
+        (user.role, f"user {user.name!r} has role {user.role.value}"),
+        (ceiling, f"the credentials used carry scope {ceiling.value}"),
+    ):
+        if not limit.covers(data.scope):
+            raise Forbidden(
+                f"cannot create a {data.scope.value} token: {why}",
+                details={"requested": data.scope.value, "allowed": limit.value},
+            )
+    return _mint(session, user, scope=data.scope, name=data.name, expires_in=data.expires_in)
+
+
+def _mint(
+    session: Session, user: User, *, scope: Scope, name: str, expires_in: int | None
+) -> tuple[ApiToken, str]:
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        scope=scope,
+        name=name,
+        secret_hash=hash_token(secret),
+        expires_at=utcnow() + timedelta(seconds=expires_in) if expires_in else None,
+    )
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def list_tokens(
+    session: Session, *, actor: Actor, all_users: bool, limit: int, cursor: str | None
+) -> Page[ApiToken]:
+    stmt = select(ApiToken)
+    if all_users:
+        if not actor.scope.covers(Scope.ADMIN):
+            raise Forbidden("listing every user's tokens needs the admin scope")
+    else:
+        stmt = stmt.where(ApiToken.user_id == actor.user_id)
+    return paginate(
+        session, stmt, id_column=ApiToken.id, sort=SortKey(ApiToken.id), limit=limit, cursor=cursor
+    )
+
+
+def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
+    """A user revokes their own tokens; an admin revokes anyone's."""
+    token = session.get(ApiToken, token_id)
+    if token is None or (token.user_id != actor.user_id and not actor.scope.covers(Scope.ADMIN)):
+        raise NotFound(f"no token with id {token_id} of yours", details={"id": token_id})
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    session.flush()
+    return token
+
+
+# Users ---------------------------------------------------------------------------------
+
+
+def create_user(session: Session, *, data: UserCreate) -> User:
+    if session.scalar(select(User.id).where(User.name == data.name)):
+        raise AlreadyExists(f"a user named {data.name!r} already exists")
+    user = User(
+        name=data.name,
+        email=data.email,
+        role=data.role,
+        password_hash=hash_password(data.password) if data.password else "",
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user(session: Session, *, name: str) -> User:
+    return get_by(session, User, "user", name=name)
+
+
+def list_users(session: Session, *, limit: int, cursor: str | None) -> Page[User]:
+    return paginate(
+        session,
+        select(User),
+        id_column=User.id,
+        sort=SortKey(User.name),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def update_user(session: Session, *, name: str, data: UserUpdate) -> User:
+    user = get_user(session, name=name)
+    check_version(user, data.version, f"user {name!r}")
+    changes = data.model_dump(exclude_unset=True, exclude={"version", "password"})
+    if data.password is not None:
+        changes["password_hash"] = hash_password(data.password)
+    apply_fields(user, changes)
+    user.updated_at = utcnow()
+    session.flush()
+    return user
+
+
+# Teams ---------------------------------------------------------------------------------
+
+
+def create_team(session: Session, *, data: TeamCreate) -> Team:
+    if session.scalar(select(Team.id).where(Team.name == data.name)):
+        raise AlreadyExists(f"a team named {data.name!r} already exists")
+    team = Team(name=data.name, description=data.description, members=_users(session, data.members))
+    session.add(team)
+    session.flush()
+    return team
+
+
+def get_team(session: Session, *, name: str) -> Team:
+    return get_by(session, Team, "team", name=name)
+
+
+def list_teams(session: Session, *, limit: int, cursor: str | None) -> Page[Team]:
+    return paginate(
+        session,
+        select(Team),
+        id_column=Team.id,
+        sort=SortKey(Team.name),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def update_team(session: Session, *, name: str, data: TeamUpdate) -> Team:
+    team = get_team(session, name=name)
+    check_version(team, data.version, f"team {name!r}")
+    if data.description is not None:
+        team.description = data.description
+    if data.members is not None:
+        team.members = _users(session, data.members)
+    team.updated_at = utcnow()
+    session.flush()
+    return team
+
+
+def delete_team(session: Session, *, name: str) -> None:
+    team = get_team(session, name=name)
+    for model, column, label in (
+        (Project, Project.team_id, "project"),
+        (Asset, Asset.owner_team_id, "asset"),
+    ):
+        count = session.scalar(select(func.count()).select_from(model).where(column == team.id))
+        if count:
+            raise Conflict(f"team {name!r} still owns {count} {label}(s)")
+    session.delete(team)
+
+
+def _users(session: Session, names: list[str]) -> list[User]:
+    users = session.scalars(select(User).where(User.name.in_(set(names)))).all()
+    missing = set(names) - {u.name for u in users}
+    if missing:
+        raise NotFound(
+            f"no user named {', '.join(sorted(missing))}", details={"users": sorted(missing)}
+        )
+    return list(users)
+
+
+# Projects ------------------------------------------------------------------------------
+
+
+def create_project(session: Session, *, data: ProjectCreate) -> Project:
+    if session.scalar(select(Project.id).where(Project.name == data.name)):
+        raise AlreadyExists(f"a project named {data.name!r} already exists")
+    project = Project(
+        name=data.name, description=data.description, team=get_team(session, name=data.team)
+    )
+    session.add(project)
+    session.flush()
+    return project
+
+
+def get_project(session: Session, *, name: str) -> Project:
+    return get_by(session, Project, "project", name=name)
+
+
+def list_projects(
+    session: Session, *, team: str | None, limit: int, cursor: str | None
+) -> Page[Project]:
+    stmt = select(Project)
+    if team is not None:
+        stmt = stmt.where(Project.team_id.in_(select(Team.id).where(Team.name == team)))
+    return paginate(
+        session,
+        stmt,
+        id_column=Project.id,
+        sort=SortKey(Project.name),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def update_project(session: Session, *, name: str, data: ProjectUpdate) -> Project:
+    project = get_project(session, name=name)
+    check_version(project, data.version, f"project {name!r}")
+    if data.team is not None:
+        project.team = get_team(session, name=data.team)
+    if data.description is not None:
+        project.description = data.description
+    project.updated_at = utcnow()
+    session.flush()
+    return project
+
+
+def delete_project(session: Session, *, name: str) -> None:
+    project = get_project(session, name=name)
+    count = session.scalar(select(func.count()).where(Asset.project_id == project.id))
+    if count:
+        raise Conflict(f"project {name!r} still has {count} asset(s)")
+    session.delete(project)

@@ -1,0 +1,43 @@
+"""Settings of one deployment (one region), from the environment or a file."""
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MAKER_CHECKER = ("asset.decommission", "asset.leave_baremetal", "asset.delete")
+
+
+class Settings(BaseSettings):
+    """Every deployment serves exactly one region and shares nothing with the others."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="METALYARD_", env_file="metalyard.env", extra="ignore"
+    )
+
+    region: str = Field("default", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    data_dir: Path = Path.home() / ".local" / "share" / "metalyard"
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    secret_key: str = ""
+    maker_checker: list[str] = Field(default_factory=lambda: list(DEFAULT_MAKER_CHECKER))
+    """Actions that wait for a second person's approval."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "Settings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        return self
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        """The configured URL, or an SQLite file in the data directory (the embedded default)."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'metalyard.db'}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"

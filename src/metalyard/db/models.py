@@ -1,0 +1,9 @@
+"""Imports every concept's tables so Base.metadata (and Alembic) sees the whole schema."""
+
+from metalyard.auth import models as auth_models
+from metalyard.auth.audit import models as audit_models
+from metalyard.auth.changes import models as changes_models
+from metalyard.db.base import Base
+from metalyard.inventory import models as inventory_models
+
+__all__ = ["Base", "audit_models", "auth_models", "changes_models", "inventory_models"]

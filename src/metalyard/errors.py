@@ -1,0 +1,90 @@
+"""One hierarchy of errors, shared by the services, the API, the SDK and the CLI.
+
+Each error knows its HTTP status and a stable machine-readable code; the API turns any of
+them into the body ``{"code", "message", "details"}`` and the SDK turns that body back
+into the same class.
+"""
+
+from typing import Any, ClassVar
+
+
+class MetalyardError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class InvalidInput(MetalyardError):
+    status = 422
+    code = "invalid_input"
+
+
+class PayloadTooLarge(MetalyardError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unauthenticated(MetalyardError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(MetalyardError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(MetalyardError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(MetalyardError):
+    status = 409
+    code = "conflict"
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class StaleVersion(Conflict):
+    code = "stale_version"
+
+
+class ForbiddenTransition(Conflict):
+    code = "forbidden_transition"
+
+
+class ServerError(MetalyardError):
+    """The server failed; raised by the SDK for 5xx answers."""
+
+
+class Unreachable(MetalyardError):
+    """The SDK could not reach the server at all."""
+
+    status = 0
+    code = "unreachable"
+
+
+ERRORS_BY_CODE: dict[str, type[MetalyardError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidInput,
+        PayloadTooLarge,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        Conflict,
+        AlreadyExists,
+        StaleVersion,
+        ForbiddenTransition,
+    )
+}

@@ -1,0 +1,651 @@
+"""Inventory logic: sites, racks, machine classes, assets and the one writer of asset state."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, exists, func, insert, select
+from sqlalchemy.orm import Session
+
+from metalyard.auth.actor import Actor
+from metalyard.auth.changes import service as changes
+from metalyard.auth.changes.models import ChangeRequest
+from metalyard.auth.models import Project, Team
+from metalyard.db import utcnow
+from metalyard.db.lookup import apply_fields, check_version, get_by
+from metalyard.db.pagination import Page, SortKey, paginate, parse_sort
+from metalyard.errors import AlreadyExists, Conflict, ForbiddenTransition, InvalidInput
+from metalyard.inventory.lifecycle import TRANSITIONS, AssetState, Health, approval_action
+from metalyard.inventory.models import (
+    Asset,
+    AssetInterface,
+    AssetStateChange,
+    AssetTag,
+    MachineClass,
+    Rack,
+    Site,
+)
+from metalyard.inventory.schemas import (
+    AssetCreate,
+    AssetUpdate,
+    MachineClassCreate,
+    MachineClassUpdate,
+    RackCreate,
+    RackUpdate,
+    SiteCreate,
+    SiteUpdate,
+    TagChange,
+)
+
+# Sites ---------------------------------------------------------------------------------
+
+
+def create_site(session: Session, *, data: SiteCreate) -> Site:
+    _ensure_absent(session, Site, "site", name=data.name)
+    site = Site(**data.model_dump())
+    session.add(site)
+    session.flush()
+    return site
+
+
+def get_site(session: Session, *, name: str) -> Site:
+    return get_by(session, Site, "site", name=name)
+
+
+def list_sites(session: Session, *, sort: str, limit: int, cursor: str | None) -> Page[Site]:
+    key = parse_sort(sort, {"name": Site.name, "created_at": Site.created_at})
+    return paginate(session, select(Site), id_column=Site.id, sort=key, limit=limit, cursor=cursor)
+
+
+def update_site(session: Session, *, name: str, data: SiteUpdate) -> Site:
+    site = get_site(session, name=name)
+    _update(site, data, f"site {name!r}")
+    return site
+
+
+def delete_site(session: Session, *, name: str) -> None:
+    site = get_site(session, name=name)
+    racks = session.scalar(select(func.count()).where(Rack.site_id == site.id))
+    if racks:
+        raise Conflict(f"site {name!r} still has {racks} rack(s); delete or move them first")
+    session.delete(site)
+
+
+# Racks ---------------------------------------------------------------------------------
+
+
+def create_rack(session: Session, *, data: RackCreate) -> Rack:
+    site = get_site(session, name=data.site)
+    _ensure_absent(session, Rack, f"rack in site {site.name!r}", site_id=site.id, name=data.name)
+    rack = Rack(site=site, **data.model_dump(exclude={"site"}))
+    session.add(rack)
+    session.flush()
+    return rack
+
+
+def get_rack(session: Session, *, rack_id: int) -> Rack:
+    return get_by(session, Rack, "rack", id=rack_id)
+
+
+def list_racks(
+    session: Session, *, site: str | None, sort: str, limit: int, cursor: str | None
+) -> Page[Rack]:
+    key = parse_sort(sort, {"id": Rack.id, "name": Rack.name, "created_at": Rack.created_at})
+    stmt = select(Rack)
+    if site is not None:
+        stmt = stmt.where(Rack.site_id.in_(select(Site.id).where(Site.name == site)))
+    return paginate(session, stmt, id_column=Rack.id, sort=key, limit=limit, cursor=cursor)
+
+
+def update_rack(session: Session, *, rack_id: int, data: RackUpdate) -> Rack:
+    rack = get_rack(session, rack_id=rack_id)
+    _update(rack, data, f"rack {rack_id}")
+    return rack
+
+
+def delete_rack(session: Session, *, rack_id: int) -> None:
+    rack = get_rack(session, rack_id=rack_id)
+    assets = session.scalar(select(func.count()).where(Asset.rack_id == rack.id))
+    if assets:
+        raise Conflict(f"rack {rack_id} still holds {assets} asset(s); move them first")
+    session.delete(rack)
+
+
+# Machine classes -----------------------------------------------------------------------
+
+
+def create_machine_class(session: Session, *, data: MachineClassCreate) -> MachineClass:
+    _ensure_absent(session, MachineClass, "machine class", name=data.name)
+    machine_class = MachineClass(**data.model_dump())
+    session.add(machine_class)
+    session.flush()
+    return machine_class
+
+
+def get_machine_class(session: Session, *, name: str) -> MachineClass:
+    return get_by(session, MachineClass, "machine class", name=name)
+
+
+def list_machine_classes(
+    session: Session, *, sort: str, limit: int, cursor: str | None
+) -> Page[MachineClass]:
+    key = parse_sort(sort, {"name": MachineClass.name, "created_at": MachineClass.created_at})
+    return paginate(
+        session,
+        select(MachineClass),
+        id_column=MachineClass.id,
+        sort=key,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def update_machine_class(session: Session, *, name: str, data: MachineClassUpdate) -> MachineClass:
+    machine_class = get_machine_class(session, name=name)
+    _update(machine_class, data, f"machine class {name!r}")
+    return machine_class
+
+
+def delete_machine_class(session: Session, *, name: str) -> None:
+    machine_class = get_machine_class(session, name=name)
+    used = session.scalar(select(func.count()).where(Asset.machine_class_id == machine_class.id))
+    if used:
+        raise Conflict(f"machine class {name!r} is used by {used} asset(s)")
+    session.delete(machine_class)
+
+
+# Assets --------------------------------------------------------------------------------
+
+ASSET_SORTS = {
+    "id": Asset.id,
+    "serial": Asset.serial,
+    "hostname": Asset.hostname,
+    "state": Asset.state,
+    "created_at": Asset.created_at,
+    "updated_at": Asset.updated_at,
+}
+
+
+@dataclass
+class AssetFilter:
+    """Every filter is ANDed; list-valued ones match any of their values."""
+
+    states: list[AssetState] = field(default_factory=list)
+    site: str | None = None
+    rack: str | None = None
+    machine_class: str | None = None
+    owner_team: str | None = None
+    project: str | None = None
+    health: Health | None = None
+    maintenance: bool | None = None
+    tags: list[str] = field(default_factory=list)
+    """`key=value` (exact) or `key` (any value)."""
+    q: str | None = None
+    """Free text, matched anywhere in the serial or the hostname."""
+
+
+def get_asset(session: Session, *, serial: str) -> Asset:
+    return get_by(session, Asset, "asset", serial=serial)
+
+
+def list_assets(
+    session: Session, *, where: AssetFilter, sort: str, limit: int, cursor: str | None
+) -> Page[Asset]:
+    key = parse_sort(sort, ASSET_SORTS)
+    stmt = select(Asset)
+    if where.states:
+        stmt = stmt.where(Asset.state.in_(where.states))
+    if where.site is not None or where.rack is not None:
+        racks = select(Rack.id)
+        if where.site is not None:
+            racks = racks.join(Site).where(Site.name == where.site)
+        if where.rack is not None:
+            racks = racks.where(Rack.name == where.rack)
+        stmt = stmt.where(Asset.rack_id.in_(racks))
+    if where.machine_class is not None:
+        stmt = stmt.where(
+            Asset.machine_class_id
+            == select(MachineClass.id)
+            .where(MachineClass.name == where.machine_class)
+            .scalar_subquery()
+        )
+    if where.owner_team is not None:
+        stmt = stmt.where(
+            Asset.owner_team_id
+            == select(Team.id).where(Team.name == where.owner_team).scalar_subquery()
+        )
+    if where.project is not None:
+        stmt = stmt.where(
+            Asset.project_id
+            == select(Project.id).where(Project.name == where.project).scalar_subquery()
+        )
+    if where.health is not None:
+        stmt = stmt.where(Asset.health == where.health)
+    if where.maintenance is not None:
+        stmt = stmt.where(Asset.maintenance == where.maintenance)
+    for tag in where.tags:
+        tag_key, has_value, value = tag.partition("=")
+        match = select(AssetTag.asset_id).where(AssetTag.key == tag_key)
+        if has_value:
+            match = match.where(AssetTag.value == value)
+        stmt = stmt.where(Asset.id.in_(match))
+    if where.q:
+        pattern = "%" + where.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            Asset.serial.ilike(pattern, escape="\\") | Asset.hostname.ilike(pattern, escape="\\")
+        )
+    return paginate(session, stmt, id_column=Asset.id, sort=key, limit=limit, cursor=cursor)
+
+
+def create_asset(session: Session, *, data: AssetCreate, actor: Actor) -> Asset:
+    _ensure_absent(session, Asset, "asset", serial=data.serial)
+    _ensure_macs_free(session, [i.mac for i in data.interfaces])
+    fields = data.model_dump(exclude={"interfaces", "tags", "state"})
+    asset = Asset(
+        state=data.state,
+        interfaces=[AssetInterface(**i.model_dump()) for i in data.interfaces],
+        tags=[AssetTag(key=k, value=v) for k, v in data.tags.items()],
+        **_resolve_references(session, fields),
+    )
+    session.add(asset)
+    session.flush()
+    _record_move(session, asset, None, data.state, actor=actor, reason="enrolled")
+    return asset
+
+
+def update_asset(session: Session, *, serial: str, data: AssetUpdate) -> Asset:
+    asset = get_asset(session, serial=serial)
+    check_version(asset, data.version, f"asset {serial!r}")
+    changes = data.model_dump(exclude_unset=True, exclude={"version", "interfaces", "tags"})
+    if "rack" in changes and "site" not in changes and changes["rack"] is not None:
+        changes["site"] = asset.rack.site.name if asset.rack else None
+    apply_fields(asset, _resolve_references(session, changes))
+    if data.interfaces is not None:
+        ours = {i.mac for i in asset.interfaces}
+        _ensure_macs_free(session, [i.mac for i in data.interfaces if i.mac not in ours])
+        asset.interfaces.clear()
+        session.flush()  # free the unique MACs before re-adding them
+        asset.interfaces.extend(AssetInterface(**i.model_dump()) for i in data.interfaces)
+    if data.tags is not None:
+        _replace_tags(session, asset, data.tags)
+    asset.updated_at = utcnow()  # bumps the version even when only children changed
+    session.flush()
+    return asset
+
+
+def change_tags(session: Session, *, serial: str, change: TagChange) -> Asset:
+    asset = get_asset(session, serial=serial)
+    tags = {t.key: t.value for t in asset.tags}
+    for key in change.remove:
+        tags.pop(key, None)
+    tags.update(change.set)
+    if len(tags) > 64:
+        raise InvalidInput("an asset carries at most 64 tags", details={"field": "set"})
+    _replace_tags(session, asset, tags)
+    asset.updated_at = utcnow()
+    session.flush()
+    return asset
+
+
+def delete_asset(
+    session: Session, *, serial: str, reason: str, actor: Actor, policy: list[str]
+) -> ChangeRequest | None:
+    """Delete now, or park the deletion for approval when the policy says so."""
+    asset = get_asset(session, serial=serial)
+    if changes.needs_approval("asset.delete", policy):
+        return changes.request_change(
+            session,
+            action_name="asset.delete",
+            target=f"assets/{serial}",
+            payload={"serial": serial},
+            reason=reason,
+            actor=actor,
+        )
+    session.delete(asset)
+    session.flush()
+    return None
+
+
+@changes.action("asset.delete")
+def _delete_approved(session: Session, actor: Actor, payload: dict[str, Any]) -> dict[str, Any]:
+    session.delete(get_asset(session, serial=payload["serial"]))
+    session.flush()
+    return {"deleted": payload["serial"]}
+
+
+# Lifecycle -----------------------------------------------------------------------------
+
+
+def transition(
+    session: Session, asset: Asset, *, to: AssetState, actor: Actor, reason: str
+) -> AssetStateChange:
+    """The only writer of `asset.state`: checks the table and records the move with it."""
+    if to not in TRANSITIONS[asset.state]:
+        allowed = sorted(s.value for s in TRANSITIONS[asset.state])
+        raise ForbiddenTransition(
+            f"asset {asset.serial!r} cannot move from {asset.state.value} to {to.value}",
+            details={"from": asset.state.value, "to": to.value, "allowed": allowed},
+        )
+    source = asset.state
+    asset.state = to
+    asset.updated_at = utcnow()
+    return _record_move(session, asset, source, to, actor=actor, reason=reason)
+
+
+def request_transition(
+    session: Session,
+    *,
+    serial: str,
+    to: AssetState,
+    reason: str,
+    actor: Actor,
+    policy: list[str],
+    version: int | None = None,
+) -> Asset | ChangeRequest:
+    """Move now, or park the move for a second person when the policy covers it."""
+    asset = get_asset(session, serial=serial)
+    check_version(asset, version, f"asset {serial!r}")
+    action_name = approval_action(asset.state, to)
+    if changes.needs_approval(action_name, policy) and to in TRANSITIONS[asset.state]:
+        return changes.request_change(
+            session,
+            action_name=action_name,
+            target=f"assets/{serial}",
+            payload={"serial": serial, "from": asset.state.value, "to": to.value, "reason": reason},
+            reason=reason,
+            actor=actor,
+        )
+    transition(session, asset, to=to, actor=actor, reason=reason)
+    session.flush()
+    return asset
+
+
+@changes.action("asset.decommission")
+@changes.action("asset.leave_baremetal")
+def _transition_approved(session: Session, actor: Actor, payload: dict[str, Any]) -> dict[str, Any]:
+    asset = get_asset(session, serial=payload["serial"])
+    if asset.state != payload["from"]:
+        raise Conflict(
+            f"asset {asset.serial!r} moved to {asset.state.value} while the request waited "
+            f"(it was {payload['from']})",
+            details={"expected": payload["from"], "current": asset.state.value},
+        )
+    transition(session, asset, to=AssetState(payload["to"]), actor=actor, reason=payload["reason"])
+    session.flush()
+    return {"serial": asset.serial, "state": asset.state.value}
+
+
+def history(
+    session: Session, *, serial: str, limit: int, cursor: str | None
+) -> Page[AssetStateChange]:
+    asset = get_asset(session, serial=serial)
+    stmt = select(AssetStateChange).where(AssetStateChange.asset_id == asset.id)
+    return paginate(
+        session,
+        stmt,
+        id_column=AssetStateChange.id,
+        sort=SortKey(AssetStateChange.id),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def _record_move(
+    session: Session,
+    asset: Asset,
+    source: AssetState | None,
+    target: AssetState,
+    *,
+    actor: Actor,
+    reason: str,
+) -> AssetStateChange:
+    move = AssetStateChange(
+        asset_id=asset.id,
+        from_state=source,
+        to_state=target,
+        actor=actor.name,
+        reason=reason,
+        request_id=actor.request_id,
+    )
+    session.add(move)
+    return move
+
+
+# Bulk import ---------------------------------------------------------------------------
+
+
+def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) -> list[str]:
+    """All or nothing: every row is checked first, and any error writes nothing."""
+    references = _ReferenceCache(session, rows)
+    errors = references.errors + _duplicate_errors(session, rows)
+    if errors:
+        errors.sort(key=lambda e: e["row"])
+        raise InvalidInput(
+            f"{len({e['row'] for e in errors})} of {len(rows)} row(s) are invalid; "
+            "nothing was imported",
+            details=errors,
+        )
+    now = utcnow()
+    asset_rows = []
+    for row in rows:
+        fields = row.model_dump(
+            exclude={"interfaces", "tags", "site", "rack", "machine_class", "owner_team", "project"}
+        )
+        asset_rows.append(
+            {
+                **fields,
+                **references.ids_for(row),
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    ids = session.scalars(
+        insert(Asset).returning(Asset.id, sort_by_parameter_order=True), asset_rows
+    ).all()
+    interfaces = [
+        {"asset_id": asset_id, **i.model_dump()}
+        for asset_id, row in zip(ids, rows, strict=True)
+        for i in row.interfaces
+    ]
+    tags = [
+        {"asset_id": asset_id, "key": k, "value": v}
+        for asset_id, row in zip(ids, rows, strict=True)
+        for k, v in row.tags.items()
+    ]
+    moves = [
+        {
+            "asset_id": asset_id,
+            "from_state": None,
+            "to_state": row.state,
+            "actor": actor.name,
+            "reason": "imported",
+            "request_id": actor.request_id,
+            "at": now,
+        }
+        for asset_id, row in zip(ids, rows, strict=True)
+    ]
+    for table, values in (
+        (AssetInterface, interfaces),
+        (AssetTag, tags),
+        (AssetStateChange, moves),
+    ):
+        if values:
+            session.execute(insert(table), values)
+    return [row.serial for row in rows]
+
+
+class _ReferenceCache:
+    """Resolves the names a batch of rows refers to with one query per kind."""
+
+    def __init__(self, session: Session, rows: list[AssetCreate]) -> None:
+        self.errors: list[dict[str, Any]] = []
+
+        def names(model, attribute: str) -> dict[str, int]:
+            wanted = {getattr(r, attribute) for r in rows} - {None}
+            if not wanted:
+                return {}
+            found = session.execute(select(model.name, model.id).where(model.name.in_(wanted)))
+            return dict(found.tuples().all())
+
+        self.machine_classes = names(MachineClass, "machine_class")
+        self.teams = names(Team, "owner_team")
+        self.projects = names(Project, "project")
+        sites = {r.site for r in rows if r.site}
+        self.racks: dict[tuple[str, str], int] = {}
+        if sites:
+            found = session.execute(
+                select(Site.name, Rack.name, Rack.id).join(Rack.site).where(Site.name.in_(sites))
+            )
+            self.racks = {(s, r): i for s, r, i in found.tuples()}
+        for index, row in enumerate(rows):
+            for attribute, known, label in (
+                ("machine_class", self.machine_classes, "machine class"),
+                ("owner_team", self.teams, "team"),
+                ("project", self.projects, "project"),
+            ):
+                value = getattr(row, attribute)
+                if value is not None and value not in known:
+                    self._error(index, row, attribute, f"no {label} named {value!r}")
+            if row.site is not None and row.rack is None:
+                self._error(index, row, "rack", "a site needs a rack: give both")
+            elif row.rack is not None and row.site is None:
+                self._error(index, row, "site", "a rack needs its site")
+            elif row.rack is not None and (row.site, row.rack) not in self.racks:
+                self._error(index, row, "rack", f"no rack {row.rack!r} in site {row.site!r}")
+
+    def _error(self, index: int, row: AssetCreate, field_name: str, message: str) -> None:
+        self.errors.append(
+            {"row": index, "serial": row.serial, "field": field_name, "message": message}
+        )
+
+    def ids_for(self, row: AssetCreate) -> dict[str, int | None]:
+        return {
+            "machine_class_id": self.machine_classes.get(row.machine_class),
+            "owner_team_id": self.teams.get(row.owner_team),
+            "project_id": self.projects.get(row.project),
+            "rack_id": self.racks.get((row.site, row.rack)) if row.rack else None,
+        }
+
+
+def _duplicate_errors(session: Session, rows: list[AssetCreate]) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    seen_serials: dict[str, int] = {}
+    seen_macs: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        if row.serial in seen_serials:
+            errors.append(
+                {
+                    "row": index,
+                    "serial": row.serial,
+                    "field": "serial",
+                    "message": f"serial repeats row {seen_serials[row.serial]}",
+                }
+            )
+        seen_serials.setdefault(row.serial, index)
+        for interface in row.interfaces:
+            if interface.mac in seen_macs:
+                errors.append(
+                    {
+                        "row": index,
+                        "serial": row.serial,
+                        "field": "interfaces",
+                        "message": f"MAC {interface.mac} repeats row {seen_macs[interface.mac]}",
+                    }
+                )
+            seen_macs.setdefault(interface.mac, index)
+    taken_serials = _existing(session, Asset.serial, list(seen_serials))
+    taken_macs = _existing(session, AssetInterface.mac, list(seen_macs))
+    for index, row in enumerate(rows):
+        if row.serial in taken_serials:
+            errors.append(
+                {
+                    "row": index,
+                    "serial": row.serial,
+                    "field": "serial",
+                    "message": f"an asset with serial {row.serial!r} already exists",
+                }
+            )
+        for interface in row.interfaces:
+            if interface.mac in taken_macs:
+                errors.append(
+                    {
+                        "row": index,
+                        "serial": row.serial,
+                        "field": "interfaces",
+                        "message": f"MAC {interface.mac} belongs to another asset",
+                    }
+                )
+    return errors
+
+
+def _existing(session: Session, column, values: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(values), 5000):  # stay under SQLite's bound-parameter limit
+        chunk = values[start : start + 5000]
+        found.update(session.scalars(select(column).where(column.in_(chunk))))
+    return found
+
+
+# Shared helpers ------------------------------------------------------------------------
+
+
+def _ensure_absent(session: Session, model, label: str, **where: Any) -> None:
+    if session.scalar(select(exists().where(*[getattr(model, k) == v for k, v in where.items()]))):
+        wanted = ", ".join(f"{k} {v!r}" for k, v in where.items() if not k.endswith("_id"))
+        raise AlreadyExists(f"a {label} with {wanted} already exists", details=where)
+
+
+def _ensure_macs_free(session: Session, macs: list[str]) -> None:
+    if len(set(macs)) != len(macs):
+        raise InvalidInput("the same MAC appears twice", details={"field": "interfaces"})
+    taken = _existing(session, AssetInterface.mac, macs)
+    if taken:
+        raise AlreadyExists(
+            f"MAC(s) already belong to another asset: {', '.join(sorted(taken))}",
+            details={"macs": sorted(taken)},
+        )
+
+
+def _resolve_references(session: Session, fields: dict[str, Any]) -> dict[str, Any]:
+    """Turn the names in an asset's fields (rack, class, team, project) into foreign keys."""
+    fields = dict(fields)
+    if "site" in fields or "rack" in fields:
+        site, rack = fields.pop("site", None), fields.pop("rack", None)
+        if rack is None and site is not None:
+            raise InvalidInput("a site needs a rack: give both", details={"field": "rack"})
+        if rack is None:
+            fields["rack_id"] = None
+        elif site is None:
+            raise InvalidInput("a rack needs its site", details={"field": "site"})
+        else:
+            site_row = get_site(session, name=site)
+            fields["rack_id"] = get_by(
+                session, Rack, f"rack in site {site!r}", site_id=site_row.id, name=rack
+            ).id
+    for name, model, label in (
+        ("machine_class", MachineClass, "machine class"),
+        ("owner_team", Team, "team"),
+        ("project", Project, "project"),
+    ):
+        if name in fields:
+            value = fields.pop(name)
+            fields[f"{name}_id"] = (
+                None if value is None else get_by(session, model, label, name=value).id
+            )
+    return fields
+
+
+def _replace_tags(session: Session, asset: Asset, tags: dict[str, str]) -> None:
+    session.execute(delete(AssetTag).where(AssetTag.asset_id == asset.id))
+    session.expire(asset, ["tags"])
+    if tags:
+        session.execute(
+            insert(AssetTag),
+            [{"asset_id": asset.id, "key": k, "value": v} for k, v in tags.items()],
+        )
+
+
+def _update(row: Any, data: Any, label: str) -> None:
+    check_version(row, data.version, label)
+    apply_fields(row, data.model_dump(exclude_unset=True, exclude={"version"}))
+    row.updated_at = utcnow()
