@@ -5,8 +5,8 @@ from fastapi import status
 from metalyard.api.deps import ActorDep, PageDep, SessionDep
 from metalyard.api.routing import secured_router
 from metalyard.auth.changes import service
-from metalyard.auth.changes.models import ChangeState
 from metalyard.auth.changes.schemas import ChangeRequestOut, Decision, change_out
+from metalyard.auth.changes.states import ChangeState
 from metalyard.schemas import PageOut
 
 changes = secured_router(prefix="/change-requests", tags=["change requests"])

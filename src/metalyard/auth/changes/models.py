@@ -1,21 +1,14 @@
 """Change requests waiting for, or decided by, a second person."""
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from metalyard.auth.changes.states import ChangeState
 from metalyard.auth.models import User
 from metalyard.db import Base, VersionedMixin, utcnow
-
-
-class ChangeState(StrEnum):
-    PENDING = "PENDING"
-    APPROVED = "APPROVED"
-    REJECTED = "REJECTED"
-    FAILED = "FAILED"
 
 
 class ChangeRequest(VersionedMixin, Base):

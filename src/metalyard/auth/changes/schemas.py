@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import StringConstraints
 
-from metalyard.auth.changes.models import ChangeState
+from metalyard.auth.changes.states import ChangeState
 from metalyard.schemas import OutSchema, Schema
 
 

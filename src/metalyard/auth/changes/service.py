@@ -7,7 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from metalyard.auth.actor import Actor
-from metalyard.auth.changes.models import ChangeRequest, ChangeState
+from metalyard.auth.changes.models import ChangeRequest
+from metalyard.auth.changes.states import ChangeState
 from metalyard.auth.scopes import Scope
 from metalyard.db import utcnow
 from metalyard.db.lookup import get_by
