@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from metalyard.auth.actor import Actor
 from metalyard.auth.changes.models import ChangeRequest
 from metalyard.auth.changes.states import ChangeState
+from metalyard.auth.models import User
 from metalyard.auth.scopes import Scope
 from metalyard.db import utcnow
 from metalyard.db.lookup import get_by
@@ -80,12 +81,7 @@ def list_changes(
 
 def approve(session: Session, *, change_id: int, comment: str, actor: Actor) -> ChangeRequest:
     """Run the parked command as its requester; a failure is recorded on the request."""
-    change = _decidable(session, change_id, actor)
-    change.decided_by_id, change.decided_at, change.decision_comment = (
-        actor.user_id,
-        utcnow(),
-        comment,
-    )
+    change = _decide(session, change_id, comment, actor)
     requester = Actor(
         name=f"{change.requested_by.name} (approved by {actor.name})",
         scope=Scope.WRITE,
@@ -108,18 +104,13 @@ def approve(session: Session, *, change_id: int, comment: str, actor: Actor) -> 
 
 
 def reject(session: Session, *, change_id: int, comment: str, actor: Actor) -> ChangeRequest:
-    change = _decidable(session, change_id, actor)
+    change = _decide(session, change_id, comment, actor)
     change.state = ChangeState.REJECTED
-    change.decided_by_id, change.decided_at, change.decision_comment = (
-        actor.user_id,
-        utcnow(),
-        comment,
-    )
     session.flush()
     return change
 
 
-def _decidable(session: Session, change_id: int, actor: Actor) -> ChangeRequest:
+def _decide(session: Session, change_id: int, comment: str, actor: Actor) -> ChangeRequest:
     change = get_change(session, change_id=change_id)
     if change.state is not ChangeState.PENDING:
         raise Conflict(
@@ -131,4 +122,6 @@ def _decidable(session: Session, change_id: int, actor: Actor) -> ChangeRequest:
             "a change request must be decided by someone other than its requester",
             details={"requested_by": change.requested_by.name},
         )
+    change.decided_by = session.get(User, actor.user_id)
+    change.decided_at, change.decision_comment = utcnow(), comment
     return change
