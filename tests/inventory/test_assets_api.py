@@ -40,3 +40,168 @@ def test_enrolled_asset_reads_back_with_names_not_ids(client, rack):
     assert body["tags"] == {"pool": "batch"}
     assert body["state"] == "DISCOVERED"
     assert got.headers["ETag"] == '"1"'
+
+
+def test_unknown_rack_or_class_is_a_404_naming_it(client, rack):
+    response = client.post("/v1/assets", json={"serial": "SN1", "site": "dub1", "rack": "r99"})
+    assert response.status_code == 404 and "r99" in response.json()["message"]
+    response = client.post("/v1/assets", json={"serial": "SN1", "machine_class": "nope"})
+    assert response.status_code == 404 and "nope" in response.json()["message"]
+    assert client.get("/v1/assets").json()["items"] == []
+
+
+def test_duplicate_serial_and_mac_are_conflicts(client):
+    enrol(client, "SN1", interfaces=[{"name": "eno1", "mac": "52:54:00:00:00:01"}])
+    again = client.post("/v1/assets", json={"serial": "SN1"})
+    assert again.status_code == 409 and again.json()["code"] == "already_exists"
+    mac = client.post("/v1/assets", json={
+        "serial": "SN2", "interfaces": [{"name": "eno1", "mac": "52:54:00:00:00:01"}]})
+    assert mac.status_code == 409 and "52:54:00:00:00:01" in mac.json()["message"]
+
+
+def test_validation_errors_name_the_field_and_why(client):
+    response = client.post("/v1/assets", json={
+        "serial": "SN1", "interfaces": [{"name": "eno1", "mac": "not-a-mac"}]})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "invalid_input"
+    assert body["details"][0]["field"] == "interfaces.0.mac"
+    assert body["message"].startswith("interfaces.0.mac: ")
+    typo = client.post("/v1/assets", json={"serial": "SN1", "hostnam": "x"})
+    assert typo.status_code == 422 and typo.json()["details"][0]["field"] == "hostnam"
+
+
+def test_stale_update_is_refused_with_409(client):
+    enrol(client, "SN1")
+    first = client.patch("/v1/assets/SN1", json={"hostname": "a", "version": 1})
+    assert first.status_code == 200 and first.json()["version"] == 2
+    stale = client.patch("/v1/assets/SN1", json={"hostname": "b", "version": 1})
+    assert stale.status_code == 409 and stale.json()["code"] == "stale_version"
+    assert stale.json()["details"] == {"expected": 1, "current": 2}
+    by_etag = client.patch("/v1/assets/SN1", json={"hostname": "c"}, headers={"If-Match": '"1"'})
+    assert by_etag.status_code == 409
+    fresh = client.patch("/v1/assets/SN1", json={"hostname": "c"}, headers={"If-Match": '"2"'})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] == '"3"'
+    assert client.get("/v1/assets/SN1").json()["hostname"] == "c"
+
+
+def test_update_moves_racks_and_replaces_interfaces_and_tags(client, rack):
+    client.post("/v1/racks", json={"site": "dub1", "name": "r02"}).raise_for_status()
+    enrol(client, "SN1", site="dub1", rack="r01", tags={"a": "1"},
+          interfaces=[{"name": "eno1", "mac": "52:54:00:00:00:01"}])
+    updated = client.patch("/v1/assets/SN1", json={
+        "rack": "r02", "tags": {"b": "2"},
+        "interfaces": [{"name": "eno1", "mac": "52:54:00:00:00:01"},
+                       {"name": "eno2", "mac": "52:54:00:00:00:02"}]}).json()
+    assert (updated["site"], updated["rack"]) == ("dub1", "r02")
+    assert updated["tags"] == {"b": "2"}
+    assert [i["name"] for i in updated["interfaces"]] == ["eno1", "eno2"]
+    unracked = client.patch("/v1/assets/SN1", json={"rack": None}).json()
+    assert (unracked["site"], unracked["rack"]) == (None, None)
+
+
+def test_tags_are_set_and_removed_key_by_key(client):
+    enrol(client, "SN1", tags={"pool": "batch", "row": "3"})
+    body = client.post("/v1/assets/SN1/tags", json={"set": {"pool": "web", "gpu": "a100"},
+                                                     "remove": ["row"]}).json()
+    assert body["tags"] == {"gpu": "a100", "pool": "web"}
+
+
+@pytest.fixture
+def fleet(client, rack):
+    client.post("/v1/racks", json={"site": "dub1", "name": "r02"}).raise_for_status()
+    client.post("/v1/machine-classes", json={"name": "gpu"}).raise_for_status()
+    rows = []
+    for n in range(30):
+        rows.append({
+            "serial": f"SN{n:03d}", "hostname": f"node{n:03d}.dub1",
+            "site": "dub1", "rack": "r01" if n % 2 else "r02",
+            "state": "SPARE" if n % 3 == 0 else "DISCOVERED",
+            "machine_class": "gpu" if n % 5 == 0 else None,
+            "tags": {"pool": "web" if n % 4 == 0 else "batch", "row": str(n % 3)},
+        })
+    assert client.post("/v1/assets/import", json={"assets": rows}).status_code == 201
+    return rows
+
+
+def serials(client, **params):
+    found, cursor = [], None
+    while True:
+        body = client.get("/v1/assets", params={**params, "cursor": cursor} if cursor else params)
+        assert body.status_code == 200, body.text
+        found += [a["serial"] for a in body.json()["items"]]
+        cursor = body.json()["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def test_filters_match_exactly_what_they_say(client, fleet):
+    def expect(predicate):
+        return [r["serial"] for r in fleet if predicate(r)]
+
+    assert serials(client, state="SPARE", rack="r01") == expect(
+        lambda r: r["state"] == "SPARE" and r["rack"] == "r01")
+    assert serials(client, tag="pool=web") == expect(lambda r: r["tags"]["pool"] == "web")
+    assert serials(client, tag=["pool=batch", "row=1"]) == expect(
+        lambda r: r["tags"] == {"pool": "batch", "row": "1"})
+    assert serials(client, tag="row") == expect(lambda r: True)
+    assert serials(client, machine_class="gpu") == expect(lambda r: r["machine_class"] == "gpu")
+    assert serials(client, site="dub1", state=["SPARE", "DISCOVERED"]) == expect(lambda r: True)
+    assert serials(client, q="NODE01") == expect(lambda r: "node01" in r["hostname"])
+    assert serials(client, q="%") == []
+
+
+def test_cursor_pages_walk_every_asset_once_in_any_sort(client, fleet):
+    everything = sorted(r["serial"] for r in fleet)
+    assert serials(client, limit=7) == everything
+    assert serials(client, limit=7, sort="-serial") == everything[::-1]
+    by_state = serials(client, limit=4, sort="state")
+    assert sorted(by_state) == everything
+    states = {r["serial"]: r["state"] for r in fleet}
+    assert [states[s] for s in by_state] == sorted(states[s] for s in by_state)
+
+
+def test_bad_sort_and_cursor_are_clear_422s(client, fleet):
+    sort = client.get("/v1/assets", params={"sort": "colour"})
+    assert sort.status_code == 422 and "colour" in sort.json()["message"]
+    cursor = client.get("/v1/assets", params={"cursor": "garbage"})
+    assert cursor.status_code == 422 and "cursor" in cursor.json()["message"]
+    too_big = client.get("/v1/assets", params={"limit": 100_000})
+    assert too_big.status_code == 422 and too_big.json()["details"][0]["field"] == "query.limit"
+
+
+def test_import_with_bad_rows_writes_nothing_and_names_each_row(client, rack):
+    enrol(client, "TAKEN")
+    rows = [
+        {"serial": "A1", "site": "dub1", "rack": "r01"},
+        {"serial": "TAKEN"},
+        {"serial": "A3", "site": "dub1", "rack": "nope"},
+        {"serial": "A1"},
+        {"serial": "A5", "machine_class": "ghost"},
+    ]
+    response = client.post("/v1/assets/import", json={"assets": rows})
+    assert response.status_code == 422
+    body = response.json()
+    assert "4 of 5 row(s) are invalid" in body["message"]
+    assert [(e["row"], e["field"]) for e in body["details"]] == [
+        (1, "serial"), (2, "rack"), (3, "serial"), (4, "machine_class")]
+    assert serials(client) == ["TAKEN"]
+
+
+def test_import_rejects_a_row_that_fails_validation_naming_its_index(client):
+    rows = [{"serial": "A1"}, {"serial": "A2", "hostname": "bad host!"}]
+    response = client.post("/v1/assets/import", json={"assets": rows})
+    assert response.status_code == 422
+    assert response.json()["details"][0]["field"] == "assets.1.hostname"
+    assert serials(client) == []
+
+
+def test_import_records_the_enrolment_of_every_asset(client, rack):
+    rows = [{"serial": f"B{n}", "state": "SPARE", "site": "dub1", "rack": "r01",
+             "interfaces": [{"name": "eno1", "mac": f"52:54:00:00:01:{n:02x}"}]} for n in range(5)]
+    created = client.post("/v1/assets/import", json={"assets": rows})
+    assert created.json() == {"created": 5, "serials": [f"B{n}" for n in range(5)]}
+    assert client.get("/v1/assets/B3").json()["interfaces"][0]["mac"] == "52:54:00:00:01:03"
+    history = client.get("/v1/assets/B3/history").json()["items"]
+    assert [(h["from_state"], h["to_state"], h["actor"]) for h in history] == [
+        (None, "SPARE", "wanda")]

@@ -269,6 +269,7 @@ def update_asset(session: Session, *, serial: str, data: AssetUpdate) -> Asset:
         _replace_tags(session, asset, data.tags)
     asset.updated_at = utcnow()  # bumps the version even when only children changed
     session.flush()
+    session.refresh(asset)  # the relations follow the foreign keys just written
     return asset
 
 
@@ -485,7 +486,7 @@ class _ReferenceCache:
             if not wanted:
                 return {}
             found = session.execute(select(model.name, model.id).where(model.name.in_(wanted)))
-            return dict(found.tuples().all())
+            return {name: row_id for name, row_id in found}
 
         self.machine_classes = names(MachineClass, "machine_class")
         self.teams = names(Team, "owner_team")
@@ -496,7 +497,7 @@ class _ReferenceCache:
             found = session.execute(
                 select(Site.name, Rack.name, Rack.id).join(Rack.site).where(Site.name.in_(sites))
             )
-            self.racks = {(s, r): i for s, r, i in found.tuples()}
+            self.racks = {(s, r): i for s, r, i in found}
         for index, row in enumerate(rows):
             for attribute, known, label in (
                 ("machine_class", self.machine_classes, "machine class"),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 06:47:09.505662
+Create Date: 2026-11-21 06:57:10.837500
 """
 
 from collections.abc import Sequence
@@ -218,7 +218,7 @@ def upgrade() -> None:
         "assets",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("serial", sa.String(length=64), nullable=False),
-        sa.Column("hostname", sa.String(length=253), nullable=True),
+        sa.Column("hostname", sa.String(length=253), nullable=False),
         sa.Column("vendor", sa.String(length=128), nullable=False),
         sa.Column("model", sa.String(length=128), nullable=False),
         sa.Column("machine_class_id", sa.Integer(), nullable=True),

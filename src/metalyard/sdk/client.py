@@ -1,0 +1,82 @@
+"""`Client`: one region of metalyard over HTTP, one attribute per noun of the API."""
+
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+from pydantic import BaseModel
+
+from metalyard.auth.schemas import WhoAmI
+from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
+from metalyard.sdk.http import Http
+from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
+
+
+class RegionOut(BaseModel):
+    """What `GET /v1/region` answers: the region this deployment serves."""
+
+    name: str
+    version: str
+
+
+class Client:
+    """A client of one region (regions share nothing, so use one client per region).
+
+    `verify` is True (the system's CAs), False (no checks: testing only) or the path of a
+    CA bundle. GET and HEAD are retried `retries` times on connection errors and on
+    502/503/504, with exponential backoff and jitter; other methods are sent once.
+    Errors raise the same `metalyard.errors` classes the server raised, carrying its
+    `message`, `details`, `http_status` and `request_id`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        verify: bool | str | Path = True,
+        timeout: float = 30.0,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = Http(
+            url, token, verify=verify, timeout=timeout, retries=retries, transport=transport
+        )
+        self.sites = Sites(self._http)
+        self.racks = Racks(self._http)
+        self.machine_classes = MachineClasses(self._http)
+        self.assets = Assets(self._http)
+        self.users = Users(self._http)
+        self.teams = Teams(self._http)
+        self.projects = Projects(self._http)
+        self.tokens = Tokens(self._http)
+        self.change_requests = ChangeRequests(self._http)
+        self.audit = Audit(self._http)
+
+    @property
+    def url(self) -> str:
+        return self._http.url
+
+    def region(self) -> RegionOut:
+        """Which region the server serves (needs no token)."""
+        return self._http.get("/v1/region", RegionOut)
+
+    def whoami(self) -> WhoAmI:
+        return self._http.get("/v1/whoami", WhoAmI)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<metalyard.sdk.Client {self.url}>"

@@ -1,0 +1,256 @@
+"""The one boundary between httpx and metalyard: auth, retries, pages, and errors mapped to ours.
+
+Only GET and HEAD are retried: a POST whose answer was lost may already have been carried out,
+and sending it again could enrol an asset twice or run a transition twice.
+"""
+
+import random
+import ssl
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
+
+import metalyard
+from metalyard.errors import (
+    ERRORS_BY_CODE,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MetalyardError,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    Unauthenticated,
+    Unreachable,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+BACKOFF_BASE = 0.1
+"""Seconds before the first retry; doubles on each further one."""
+BACKOFF_CAP = 5.0
+DEFAULT_PAGE_SIZE = 100
+
+ERRORS_BY_STATUS: dict[int, type[MetalyardError]] = {
+    400: InvalidInput,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: InvalidInput,
+}
+
+Verify = bool | str | Path
+Params = Mapping[str, Any]
+
+
+class Http:
+    """An httpx client bound to one region's base URL and token."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        verify: Verify,
+        timeout: float,
+        retries: int,
+        transport: httpx.BaseTransport | None,
+    ) -> None:
+        self.url = base_url(url)
+        self.token = token
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self._client = httpx.Client(
+            base_url=self.url,
+            verify=_ssl_context(verify),
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": f"metalyard-sdk/{metalyard.__version__}"},
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        auth: tuple[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one call; raise the metalyard error the answer stands for."""
+        headers = {}
+        if auth is None and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        attempts = 1 + (self.retries if method in IDEMPOTENT_METHODS else 0)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self._client.request(
+                    method,
+                    path,
+                    params=_query(params),
+                    json=None if json is None else to_jsonable_python(json),
+                    headers=headers,
+                    auth=auth or httpx.USE_CLIENT_DEFAULT,
+                )
+            except httpx.TransportError as error:
+                if last:
+                    raise self._unreachable(error) from error
+                delay = backoff(attempt)
+            else:
+                if last or response.status_code not in RETRY_STATUSES:
+                    break
+                delay = _retry_after(response) or backoff(attempt)
+            time.sleep(delay)
+        if response.is_error:
+            raise error_from(response)
+        return response
+
+    def get(self, path: str, model: type[M], *, params: Params | None = None) -> M:
+        return parse(model, self.request("GET", path, params=params).json())
+
+    def send(self, method: str, path: str, model: type[M], **kwargs: Any) -> M:
+        return parse(model, self.request(method, path, **kwargs).json())
+
+    def pages(
+        self, path: str, model: type[M], params: Params | None = None, page_size: int | None = None
+    ) -> Iterator[M]:
+        """Every item of a list, following `next_cursor` one page at a time."""
+        query = {**(params or {}), "limit": page_size or DEFAULT_PAGE_SIZE}
+        cursor = None
+        while True:
+            body = self.request("GET", path, params={**query, "cursor": cursor}).json()
+            for item in body["items"]:
+                yield parse(model, item)
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return
+
+    def _unreachable(self, error: httpx.TransportError) -> Unreachable:
+        if isinstance(error, httpx.TimeoutException):
+            message = f"no answer from {self.url} within {self.timeout:g}s"
+        else:
+            message = f"cannot reach {self.url}: {error or type(error).__name__}"
+        return Unreachable(message, details={"url": self.url, "error": type(error).__name__})
+
+
+def base_url(url: str) -> str:
+    """The server's root URL: `https://host:port`, with any trailing `/` or `/v1` removed."""
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInput(
+            f"the URL must start with http:// or https://, not {url!r}", details={"url": url}
+        )
+    return url.rstrip("/").removesuffix("/v1")
+
+
+def segment(value: str | int) -> str:
+    """One path segment, escaped so a name can never step into another route."""
+    text = str(value)
+    if text in ("", ".", ".."):
+        return text.replace(".", "%2E")
+    return quote(text, safe="")
+
+
+def body(data: BaseModel | Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A request body from a schema instance, a dict, keyword arguments, or all of them."""
+    if data is None:
+        given: dict[str, Any] = {}
+    elif isinstance(data, BaseModel):
+        # Only what the caller set: on an update, a field left out must stay as it is.
+        given = data.model_dump(mode="json", exclude_unset=True)
+    elif isinstance(data, Mapping):
+        given = dict(data)
+    else:
+        raise TypeError(f"expected a schema instance or a mapping, not {type(data).__name__}")
+    return to_jsonable_python({**given, **fields})
+
+
+def parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ServerError(
+            f"the server's answer does not fit {model.__name__}: {error.errors()[0]['msg']}",
+            details=error.errors(include_url=False, include_context=False),
+        ) from None
+
+
+def error_from(response: httpx.Response) -> MetalyardError:
+    """The error the server raised, rebuilt from its {code, message, details} body."""
+    status = response.status_code
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        code, message, details = payload.get("code"), payload["message"], payload.get("details")
+    else:  # not ours: a proxy or load balancer answered
+        code, details = None, None
+        message = f"HTTP {status} {response.reason_phrase} from {response.request.url}"
+    if status >= 500:
+        cls: type[MetalyardError] = ServerError
+    else:
+        cls = ERRORS_BY_CODE.get(code or "") or ERRORS_BY_STATUS.get(status, MetalyardError)
+    error = cls(message, details=details)
+    error.http_status = status  # type: ignore[attr-defined]
+    error.request_id = response.headers.get("x-request-id", "")  # type: ignore[attr-defined]
+    return error
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter, so retrying clients do not march in step."""
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return min(BACKOFF_CAP, max(0.0, float(response.headers["retry-after"])))
+    except (KeyError, ValueError):
+        return None
+
+
+def _ssl_context(verify: Verify) -> ssl.SSLContext | bool:
+    if isinstance(verify, bool):
+        return verify
+    path = Path(verify)
+    if not path.is_file():
+        raise InvalidInput(f"CA bundle {str(path)!r} is not a file", details={"verify": str(path)})
+    return ssl.create_default_context(cafile=str(path))
+
+
+def _query(params: Params | None) -> dict[str, Any] | None:
+    if not params:
+        return None
+    query: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None or value == []:
+            continue
+        if isinstance(value, list | tuple):
+            query[key] = [_scalar(v) for v in value]
+        else:
+            query[key] = _scalar(value)
+    return query
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, str) else value
