@@ -57,3 +57,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             v1.include_router(router)
     app.include_router(v1)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """For process managers: `uvicorn --factory metalyard.api.app:app_from_environment`."""
+    return create_app(Settings())
