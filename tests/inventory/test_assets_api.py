@@ -54,14 +54,17 @@ def test_duplicate_serial_and_mac_are_conflicts(client):
     enrol(client, "SN1", interfaces=[{"name": "eno1", "mac": "52:54:00:00:00:01"}])
     again = client.post("/v1/assets", json={"serial": "SN1"})
     assert again.status_code == 409 and again.json()["code"] == "already_exists"
-    mac = client.post("/v1/assets", json={
-        "serial": "SN2", "interfaces": [{"name": "eno1", "mac": "52:54:00:00:00:01"}]})
+    mac = client.post(
+        "/v1/assets",
+        json={"serial": "SN2", "interfaces": [{"name": "eno1", "mac": "52:54:00:00:00:01"}]},
+    )
     assert mac.status_code == 409 and "52:54:00:00:00:01" in mac.json()["message"]
 
 
 def test_validation_errors_name_the_field_and_why(client):
-    response = client.post("/v1/assets", json={
-        "serial": "SN1", "interfaces": [{"name": "eno1", "mac": "not-a-mac"}]})
+    response = client.post(
+        "/v1/assets", json={"serial": "SN1", "interfaces": [{"name": "eno1", "mac": "not-a-mac"}]}
+    )
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "invalid_input"
@@ -87,12 +90,25 @@ def test_stale_update_is_refused_with_409(client):
 
 def test_update_moves_racks_and_replaces_interfaces_and_tags(client, rack):
     client.post("/v1/racks", json={"site": "dub1", "name": "r02"}).raise_for_status()
-    enrol(client, "SN1", site="dub1", rack="r01", tags={"a": "1"},
-          interfaces=[{"name": "eno1", "mac": "52:54:00:00:00:01"}])
-    updated = client.patch("/v1/assets/SN1", json={
-        "rack": "r02", "tags": {"b": "2"},
-        "interfaces": [{"name": "eno1", "mac": "52:54:00:00:00:01"},
-                       {"name": "eno2", "mac": "52:54:00:00:00:02"}]}).json()
+    enrol(
+        client,
+        "SN1",
+        site="dub1",
+        rack="r01",
+        tags={"a": "1"},
+        interfaces=[{"name": "eno1", "mac": "52:54:00:00:00:01"}],
+    )
+    updated = client.patch(
+        "/v1/assets/SN1",
+        json={
+            "rack": "r02",
+            "tags": {"b": "2"},
+            "interfaces": [
+                {"name": "eno1", "mac": "52:54:00:00:00:01"},
+                {"name": "eno2", "mac": "52:54:00:00:00:02"},
+            ],
+        },
+    ).json()
     assert (updated["site"], updated["rack"]) == ("dub1", "r02")
     assert updated["tags"] == {"b": "2"}
     assert [i["name"] for i in updated["interfaces"]] == ["eno1", "eno2"]
@@ -102,8 +118,9 @@ def test_update_moves_racks_and_replaces_interfaces_and_tags(client, rack):
 
 def test_tags_are_set_and_removed_key_by_key(client):
     enrol(client, "SN1", tags={"pool": "batch", "row": "3"})
-    body = client.post("/v1/assets/SN1/tags", json={"set": {"pool": "web", "gpu": "a100"},
-                                                     "remove": ["row"]}).json()
+    body = client.post(
+        "/v1/assets/SN1/tags", json={"set": {"pool": "web", "gpu": "a100"}, "remove": ["row"]}
+    ).json()
     assert body["tags"] == {"gpu": "a100", "pool": "web"}
 
 
@@ -113,13 +130,17 @@ def fleet(client, rack):
     client.post("/v1/machine-classes", json={"name": "gpu"}).raise_for_status()
     rows = []
     for n in range(30):
-        rows.append({
-            "serial": f"SN{n:03d}", "hostname": f"node{n:03d}.dub1",
-            "site": "dub1", "rack": "r01" if n % 2 else "r02",
-            "state": "SPARE" if n % 3 == 0 else "DISCOVERED",
-            "machine_class": "gpu" if n % 5 == 0 else None,
-            "tags": {"pool": "web" if n % 4 == 0 else "batch", "row": str(n % 3)},
-        })
+        rows.append(
+            {
+                "serial": f"SN{n:03d}",
+                "hostname": f"node{n:03d}.dub1",
+                "site": "dub1",
+                "rack": "r01" if n % 2 else "r02",
+                "state": "SPARE" if n % 3 == 0 else "DISCOVERED",
+                "machine_class": "gpu" if n % 5 == 0 else None,
+                "tags": {"pool": "web" if n % 4 == 0 else "batch", "row": str(n % 3)},
+            }
+        )
     assert client.post("/v1/assets/import", json={"assets": rows}).status_code == 201
     return rows
 
@@ -140,10 +161,12 @@ def test_filters_match_exactly_what_they_say(client, fleet):
         return [r["serial"] for r in fleet if predicate(r)]
 
     assert serials(client, state="SPARE", rack="r01") == expect(
-        lambda r: r["state"] == "SPARE" and r["rack"] == "r01")
+        lambda r: r["state"] == "SPARE" and r["rack"] == "r01"
+    )
     assert serials(client, tag="pool=web") == expect(lambda r: r["tags"]["pool"] == "web")
     assert serials(client, tag=["pool=batch", "row=1"]) == expect(
-        lambda r: r["tags"] == {"pool": "batch", "row": "1"})
+        lambda r: r["tags"] == {"pool": "batch", "row": "1"}
+    )
     assert serials(client, tag="row") == expect(lambda r: True)
     assert serials(client, machine_class="gpu") == expect(lambda r: r["machine_class"] == "gpu")
     assert serials(client, site="dub1", state=["SPARE", "DISCOVERED"]) == expect(lambda r: True)
@@ -184,7 +207,11 @@ def test_import_with_bad_rows_writes_nothing_and_names_each_row(client, rack):
     body = response.json()
     assert "4 of 5 row(s) are invalid" in body["message"]
     assert [(e["row"], e["field"]) for e in body["details"]] == [
-        (1, "serial"), (2, "rack"), (3, "serial"), (4, "machine_class")]
+        (1, "serial"),
+        (2, "rack"),
+        (3, "serial"),
+        (4, "machine_class"),
+    ]
     assert serials(client) == ["TAKEN"]
 
 
@@ -197,11 +224,20 @@ def test_import_rejects_a_row_that_fails_validation_naming_its_index(client):
 
 
 def test_import_records_the_enrolment_of_every_asset(client, rack):
-    rows = [{"serial": f"B{n}", "state": "SPARE", "site": "dub1", "rack": "r01",
-             "interfaces": [{"name": "eno1", "mac": f"52:54:00:00:01:{n:02x}"}]} for n in range(5)]
+    rows = [
+        {
+            "serial": f"B{n}",
+            "state": "SPARE",
+            "site": "dub1",
+            "rack": "r01",
+            "interfaces": [{"name": "eno1", "mac": f"52:54:00:00:01:{n:02x}"}],
+        }
+        for n in range(5)
+    ]
     created = client.post("/v1/assets/import", json={"assets": rows})
     assert created.json() == {"created": 5, "serials": [f"B{n}" for n in range(5)]}
     assert client.get("/v1/assets/B3").json()["interfaces"][0]["mac"] == "52:54:00:00:01:03"
     history = client.get("/v1/assets/B3/history").json()["items"]
     assert [(h["from_state"], h["to_state"], h["actor"]) for h in history] == [
-        (None, "SPARE", "wanda")]
+        (None, "SPARE", "wanda")
+    ]

@@ -25,11 +25,19 @@ def count_statements(database):
 def test_listing_assets_with_interfaces_and_tags_is_not_n_plus_one(client, database):
     client.post("/v1/sites", json={"name": "dub1"}).raise_for_status()
     client.post("/v1/racks", json={"site": "dub1", "name": "r01"}).raise_for_status()
-    rows = [{"serial": f"SN{n:03d}", "site": "dub1", "rack": "r01",
-             "tags": {"pool": "web", "row": str(n % 3)},
-             "interfaces": [{"name": "eno1", "mac": f"52:54:00:00:{n // 256:02x}:{n % 256:02x}"},
-                            {"name": "eno2", "mac": f"52:54:00:01:{n // 256:02x}:{n % 256:02x}"}]}
-            for n in range(150)]
+    rows = [
+        {
+            "serial": f"SN{n:03d}",
+            "site": "dub1",
+            "rack": "r01",
+            "tags": {"pool": "web", "row": str(n % 3)},
+            "interfaces": [
+                {"name": "eno1", "mac": f"52:54:00:00:{n // 256:02x}:{n % 256:02x}"},
+                {"name": "eno2", "mac": f"52:54:00:01:{n // 256:02x}:{n % 256:02x}"},
+            ],
+        }
+        for n in range(150)
+    ]
     client.post("/v1/assets/import", json={"assets": rows}).raise_for_status()
 
     counts = {}
