@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     secret_key: str = ""
+    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    """Larger request bodies are refused with 413 (a 10,000-row import is about 5 MB)."""
     maker_checker: list[str] = Field(default_factory=lambda: list(DEFAULT_MAKER_CHECKER))
     """Actions that wait for a second person's approval."""
 

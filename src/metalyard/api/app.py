@@ -6,7 +6,7 @@ from pydantic import BaseModel
 import metalyard
 from metalyard.api import errors
 from metalyard.api.deps import SettingsDep
-from metalyard.api.middleware import RequestIdMiddleware
+from metalyard.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from metalyard.api.routing import UnitOfWorkRoute
 from metalyard.auth import api as auth_api
 from metalyard.auth.audit import api as audit_api
@@ -39,9 +39,14 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         title="metalyard",
         version=metalyard.__version__,
         summary="Control plane for fleets of physical servers, one region per deployment.",
+        description=(
+            f"Limits: request bodies up to {settings.max_request_bytes} bytes (413 above); "
+            "pages of up to 1000 items; string and list limits are in each schema (422 above)."
+        ),
     )
     app.state.settings = settings
     app.state.database = database or Database(settings.effective_database_url)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
 

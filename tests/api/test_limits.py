@@ -1,0 +1,32 @@
+"""Input limits answer with a clear 413 or 422 naming the limit."""
+
+from fastapi.testclient import TestClient
+
+from metalyard.api import create_app
+
+
+def test_a_body_over_the_limit_is_refused_with_413_naming_it(settings, database, tokens):
+    small = settings.model_copy(update={"max_request_bytes": 2048})
+    with TestClient(
+        create_app(small, database), headers={"Authorization": f"Bearer {tokens.write}"}
+    ) as client:
+        response = client.post("/v1/sites", json={"name": "x", "description": "d" * 4000})
+        assert response.status_code == 413
+        assert "2048 bytes" in response.json()["message"]
+        assert client.get("/v1/sites").json()["items"] == []
+
+
+def test_strings_over_their_length_name_the_field(client):
+    response = client.post("/v1/assets", json={"serial": "S" * 65})
+    assert response.status_code == 422
+    assert response.json()["details"][0]["field"] == "serial"
+    assert "64" in response.json()["message"]
+
+
+def test_identifiers_that_reach_files_and_dhcp_are_checked(client):
+    for bad in (
+        {"serial": "../etc/passwd"},
+        {"serial": "SN1", "hostname": "a;reboot"},
+        {"serial": "SN1", "interfaces": [{"name": "eno1", "mac": "52:54:00:00:00:0g"}]},
+    ):
+        assert client.post("/v1/assets", json=bad).status_code == 422, bad
