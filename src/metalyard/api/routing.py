@@ -48,15 +48,22 @@ class UnitOfWorkRoute(APIRoute):
                 await run_in_threadpool(session.rollback)
                 if mutating:
                     summary = await _summary(request)
-                    with database.transaction() as audit_session:
-                        await run_in_threadpool(
-                            _audit, audit_session, request, action, _status_of(error), summary
-                        )
+                    await run_in_threadpool(
+                        _audit_refusal, database, request, action, _status_of(error), summary
+                    )
                 raise
             finally:
                 await run_in_threadpool(session.close)
 
         return run
+
+
+def _audit_refusal(
+    database: Database, request: Request, action: str, status: int, summary: dict
+) -> None:
+    """A refused call's own transaction was rolled back; its audit entry gets a new one."""
+    with database.transaction() as session:
+        _audit(session, request, action, status, summary)
 
 
 def _audit(session, request: Request, action: str, status: int, summary: dict) -> None:
