@@ -88,3 +88,17 @@ ERRORS_BY_CODE: dict[str, type[MetalyardError]] = {
         ForbiddenTransition,
     )
 }
+
+
+class TransientError(MetalyardError):
+    """Worth trying again later (a timeout, a busy BMC, a 5xx): beans retry these with backoff."""
+
+    status = 503
+    code = "transient"
+
+
+class FatalError(MetalyardError):
+    """Will not get better by retrying (bad credentials, unsupported): the bean fails."""
+
+    status = 502
+    code = "fatal"

@@ -5,5 +5,13 @@ from metalyard.auth.audit import models as audit_models
 from metalyard.auth.changes import models as changes_models
 from metalyard.db.base import Base
 from metalyard.inventory import models as inventory_models
+from metalyard.orchestrator import models as orchestrator_models
 
-__all__ = ["Base", "audit_models", "auth_models", "changes_models", "inventory_models"]
+__all__ = [
+    "Base",
+    "audit_models",
+    "auth_models",
+    "changes_models",
+    "inventory_models",
+    "orchestrator_models",
+]

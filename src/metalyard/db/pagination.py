@@ -87,7 +87,7 @@ def _decode(cursor: str, column: InstrumentedAttribute) -> tuple[Any, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, row_id = json.loads(raw)
-        if not isinstance(row_id, int):
+        if not isinstance(row_id, int | str):
             raise ValueError
         if column.type.python_type is datetime:
             value = datetime.fromisoformat(value)
