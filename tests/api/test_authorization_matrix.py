@@ -15,6 +15,7 @@ ADMIN_ONLY = {
     ("DELETE", "/v1/teams/{name}"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit/verify"),
+    ("PUT", "/v1/pools/{key}"),
 }
 
 
@@ -48,7 +49,9 @@ def test_every_route_allows_and_denies_as_its_scope_says(app, tokens, scope):
             url = re.sub(
                 r"\{[^}]+\}", lambda m: "99999" if m.group(0).endswith("id}") else "x", path
             )
-            response = client.request(method, url, json={} if method in ("POST", "PATCH") else None)
+            response = client.request(
+                method, url, json={} if method in ("POST", "PATCH", "PUT") else None
+            )
             allowed = response.status_code not in (401, 403)
             if allowed != expected(method, path, scope):
                 wrong.append((method, path, response.status_code, response.json().get("message")))

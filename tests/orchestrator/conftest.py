@@ -3,7 +3,7 @@ import time
 import pytest
 
 from metalyard.orchestrator import service
-from metalyard.orchestrator.models import RunState
+from metalyard.orchestrator.states import RunState
 from metalyard.orchestrator.worker import Worker
 from tests.orchestrator import flows as test_flows  # noqa: F401  (registers the test flows)
 

@@ -5,7 +5,7 @@ import pytest
 from metalyard.errors import Conflict
 from metalyard.orchestrator import service
 from metalyard.orchestrator.beans import Subject
-from metalyard.orchestrator.models import BeanState, RunState
+from metalyard.orchestrator.states import BeanState, RunState
 from tests.orchestrator.conftest import wait_until_finished
 from tests.orchestrator.flows import (
     branch_flow,

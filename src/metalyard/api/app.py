@@ -14,6 +14,7 @@ from metalyard.auth.changes import api as changes_api
 from metalyard.config import Settings
 from metalyard.db import Database
 from metalyard.inventory import api as inventory_api
+from metalyard.orchestrator import api as orchestrator_api
 from metalyard.schemas import ErrorBody
 
 ERROR_RESPONSES = {
@@ -57,7 +58,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         """Which region this deployment serves (no token needed)."""
         return RegionOut(name=settings.region, version=metalyard.__version__)
 
-    for module in (inventory_api, auth_api, changes_api, audit_api):
+    for module in (inventory_api, orchestrator_api, auth_api, changes_api, audit_api):
         for router in module.routers:
             v1.include_router(router)
     app.include_router(v1)

@@ -6,7 +6,7 @@ Pure functions over bean states, so the worker, cancel and re-walk share one rul
 from dataclasses import dataclass
 
 from metalyard.orchestrator.flows import Condition, Flow
-from metalyard.orchestrator.models import TERMINAL, BeanState, RunState
+from metalyard.orchestrator.states import TERMINAL, BeanState, RunState
 
 
 @dataclass(frozen=True)

@@ -1,36 +1,13 @@
 """Runs, the state of each of their beans, every attempt, pools and recent signals."""
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from metalyard.db import Base, utcnow
-
-
-class RunState(StrEnum):
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-class BeanState(StrEnum):
-    BLOCKED = "BLOCKED"
-    """Waiting for the beans it depends on."""
-    READY = "READY"
-    RUNNING = "RUNNING"
-    WAITING = "WAITING"
-    """Parked until a signal or its timeout."""
-    DONE = "DONE"
-    SKIPPED = "SKIPPED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-TERMINAL = frozenset({BeanState.DONE, BeanState.SKIPPED, BeanState.FAILED, BeanState.CANCELLED})
+from metalyard.orchestrator.states import BeanState, RunState
 
 
 def _enum(cls) -> Enum:

@@ -17,15 +17,14 @@ from metalyard.orchestrator import engine
 from metalyard.orchestrator.beans import Subject
 from metalyard.orchestrator.flows import Flow, FlowRegistry, flows
 from metalyard.orchestrator.models import (
-    TERMINAL,
+    BeanAttempt,
     BeanPool,
-    BeanState,
     Pool,
     Run,
     RunBean,
-    RunState,
     Signal,
 )
+from metalyard.orchestrator.states import TERMINAL, BeanState, RunState
 
 NOTIFY_CHANNEL = "metalyard_beans"
 SIGNAL_RETENTION = timedelta(hours=1)
@@ -346,3 +345,16 @@ def notify_workers(session: Session) -> None:
 def _wake_local_workers(session: Session) -> None:
     for wake in list(local_workers):
         wake.set()
+
+
+def attempts_of(session: Session, *, run_id: int) -> dict[int, list[BeanAttempt]]:
+    """Every recorded execution of the run's beans, by bean id, oldest first."""
+    history: dict[int, list[BeanAttempt]] = {}
+    for attempt in session.scalars(
+        select(BeanAttempt)
+        .join(RunBean, RunBean.id == BeanAttempt.bean_id)
+        .where(RunBean.run_id == run_id)
+        .order_by(BeanAttempt.id)
+    ):
+        history.setdefault(attempt.bean_id, []).append(attempt)
+    return history

@@ -41,13 +41,12 @@ from metalyard.orchestrator.flows import Flow, FlowRegistry, flows
 from metalyard.orchestrator.models import (
     BeanAttempt,
     BeanPool,
-    BeanState,
     Pool,
     Run,
     RunBean,
-    RunState,
     Signal,
 )
+from metalyard.orchestrator.states import BeanState, RunState
 
 log = logging.getLogger(__name__)
 
