@@ -63,12 +63,10 @@ def database(request, tmp_path_factory, _databases) -> Iterator[Database]:
 
 def _empty(database: Database) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    # DELETE beats TRUNCATE on tables this small, on PostgreSQL too.
     with database.engine.begin() as connection:
-        if database.is_sqlite:
-            for table in tables:
-                connection.execute(text(f"DELETE FROM {table}"))
-        else:
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        for table in tables:
+            connection.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture
