@@ -95,7 +95,7 @@ class Pool(Base):
 
 
 class BeanPool(Base):
-    """A pool slot a bean needs (keys resolved when the run starts) and whether it holds it."""
+    """A pool slot a bean needs (keys resolved when the run starts); held while it RUNS."""
 
     __tablename__ = "bean_pools"
 
@@ -103,7 +103,6 @@ class BeanPool(Base):
         ForeignKey("run_beans.id", ondelete="CASCADE"), primary_key=True
     )
     pool_key: Mapped[str] = mapped_column(ForeignKey("pools.key"), primary_key=True, index=True)
-    held: Mapped[bool] = mapped_column(default=False)
 
 
 class Signal(Base):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, event, insert, select, text, update
+from sqlalchemy import bindparam, delete, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -108,13 +108,7 @@ def _attach_pools(session: Session, flow: Flow, params: list[dict], bean_ids: li
             for claim in flow.bean(name).pools:
                 key = claim.key(run_params)
                 sizes.setdefault(key, claim.size)
-                claims.append(
-                    {
-                        "bean_id": bean_ids[index * len(names) + offset],
-                        "pool_key": key,
-                        "held": False,
-                    }
-                )
+                claims.append({"bean_id": bean_ids[index * len(names) + offset], "pool_key": key})
     if not claims:
         return
     existing = set(session.scalars(select(Pool.key).where(Pool.key.in_(list(sizes)))))
@@ -299,35 +293,32 @@ def list_pools(
     )
 
 
-def release_pools(session: Session, bean_ids: list[int]) -> None:
-    """Give back the slots these beans hold, locking pools in key order (no deadlocks)."""
-    if not bean_ids:
-        return
-    held = (
-        session.execute(
-            select(BeanPool.pool_key).where(BeanPool.bean_id.in_(bean_ids), BeanPool.held)
-        )
-        .scalars()
-        .all()
-    )
-    if not held:
+def release_pools(session: Session, running_bean_ids: list[int]) -> None:
+    """Give back the slots of beans leaving RUNNING (a running bean holds all of its pools)."""
+    if not running_bean_ids:
         return
     counts: dict[str, int] = {}
-    for key in held:
+    for key in session.scalars(
+        select(BeanPool.pool_key).where(BeanPool.bean_id.in_(running_bean_ids))
+    ):
         counts[key] = counts.get(key, 0) + 1
+    change_pools(session, {key: -count for key, count in counts.items()})
+
+
+def change_pools(session: Session, deltas: dict[str, int]) -> None:
+    """Move slot counts, locking pools in key order so that writers never deadlock."""
+    keys = sorted(key for key, delta in deltas.items() if delta)
+    if not keys:
+        return
     session.execute(
-        update(BeanPool)
-        .where(BeanPool.bean_id.in_(bean_ids))
-        .values(held=False)
-        .execution_options(synchronize_session=False)
+        select(Pool.key).where(Pool.key.in_(keys)).order_by(Pool.key).with_for_update()
+    ).all()
+    session.connection().execute(
+        update(Pool.__table__)
+        .where(Pool.__table__.c.key == bindparam("pool_key"))
+        .values(in_use=Pool.__table__.c.in_use + bindparam("delta")),
+        [{"pool_key": key, "delta": deltas[key]} for key in keys],
     )
-    for key in sorted(counts):
-        session.execute(
-            update(Pool)
-            .where(Pool.key == key)
-            .values(in_use=Pool.in_use - counts[key])
-            .execution_options(synchronize_session=False)
-        )
 
 
 local_workers: set[threading.Event] = set()

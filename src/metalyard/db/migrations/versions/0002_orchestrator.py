@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-21 07:08:41.135512
+Create Date: 2026-11-21 07:28:00.380173
 """
 
 from collections.abc import Sequence
@@ -143,7 +143,6 @@ def upgrade() -> None:
         "bean_pools",
         sa.Column("bean_id", sa.Integer(), nullable=False),
         sa.Column("pool_key", sa.String(length=256), nullable=False),
-        sa.Column("held", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["bean_id"],
             ["run_beans.id"],
