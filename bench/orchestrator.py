@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metalyard.db import Database, upgrade  # noqa: E402
-from metalyard.orchestrator import service  # noqa: E402
-from metalyard.orchestrator.beans import Done, FunctionTask, Subject  # noqa: E402
-from metalyard.orchestrator.flows import Bean, Condition, Flow, PoolClaim, flows  # noqa: E402
-from metalyard.orchestrator.states import RunState  # noqa: E402
+from metalyard.db import Database, upgrade
+from metalyard.orchestrator import service
+from metalyard.orchestrator.beans import Done, FunctionTask, Subject
+from metalyard.orchestrator.flows import Bean, Condition, Flow, PoolClaim, flows
+from metalyard.orchestrator.states import RunState
 
 THREADS = 64
 POOL_KEYS = 50
