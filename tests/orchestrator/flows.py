@@ -122,3 +122,24 @@ satisfied_flow = flows.register(
         beans=(Bean("already", FunctionTask(record, satisfied=lambda ctx: True)),),
     )
 )
+
+short_wait_flow = flows.register(
+    Flow(
+        name="test.short_wait",
+        beans=(
+            Bean(
+                "report",
+                FunctionTask(lambda ctx: Wait(f"report:{ctx.subject.id}", 0.1)),
+                retry=RetryPolicy(max_attempts=2, base=0.01, cap=0.01),
+            ),
+        ),
+    )
+)
+
+
+def emit_report(ctx):
+    ctx.emit(f"report:{ctx.subject.id}", {"from": "emitter"})
+    return Done()
+
+
+emit_flow = flows.register(Flow(name="test.emit", beans=(Bean("emit", FunctionTask(emit_report)),)))

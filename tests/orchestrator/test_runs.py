@@ -123,3 +123,37 @@ def wait_for_state(database, run_id, bean, state, timeout=20.0):
                 return
         time.sleep(0.05)
     raise AssertionError(f"{bean} of run {run_id} never reached {state}")
+
+
+def test_a_wait_past_its_timeout_follows_the_retry_policy(database, worker):
+    from tests.orchestrator.flows import short_wait_flow
+
+    (run,) = wait_until_finished(database, [start(database, short_wait_flow)])
+    report = beans(run)["report"]
+    assert report.state is BeanState.FAILED
+    assert "no report:SN1 before the timeout" in report.reason and report.failures == 2
+
+
+def test_an_emitted_signal_wakes_another_run(database, worker):
+    from tests.orchestrator.flows import emit_flow
+
+    waiting = start(database, crash_flow, "asset:SN7", rack="r1")
+    wait_for_state(database, waiting, "report", BeanState.WAITING)
+    (emitter,) = wait_until_finished(database, [start(database, emit_flow, "asset:SN7")])
+    assert emitter.state is RunState.SUCCEEDED
+    (run,) = wait_until_finished(database, [waiting])
+    assert beans(run)["report"].data == {"report": {"from": "emitter"}}
+
+
+def test_cancel_frees_the_pool_slots_of_running_beans(database, worker):
+    from sqlalchemy import select
+
+    from metalyard.orchestrator.models import Pool
+
+    run_id = start(database, crash_flow, "asset:A", rack="rz", sleep=5)
+    wait_for_state(database, run_id, "flash", BeanState.RUNNING)
+    with database.transaction() as session:
+        assert session.scalar(select(Pool.in_use).where(Pool.key == "test-switch:rz")) == 1
+        service.cancel_run(session, run_id=run_id, reason="stop")
+    with database.transaction() as session:
+        assert session.scalar(select(Pool.in_use).where(Pool.key == "test-switch:rz")) == 0

@@ -74,7 +74,9 @@ class Flow:
     def __post_init__(self) -> None:
         if not self.family:
             object.__setattr__(self, "family", self.name)
+        object.__setattr__(self, "_by_name", {bean.name: bean for bean in self.beans})
         self.validate()
+        object.__setattr__(self, "_order", self._topological_order())
 
     def validate(self) -> None:
         names = [b.name for b in self.beans]
@@ -92,7 +94,7 @@ class Flow:
                     f"bean(s) {', '.join(unknown)}"
                 )
         try:
-            self.order()
+            self._topological_order()
         except CycleError as cycle:
             path = " → ".join(cycle.args[1])
             raise InvalidInput(f"flow {self.name!r} has a cycle: {path}") from None
@@ -105,15 +107,28 @@ class Flow:
             )
 
     def order(self) -> list[str]:
-        """Bean names in an order where every bean comes after what it depends on."""
+        """Bean names, each after what it depends on, otherwise in declaration order."""
+        return list(self._order)
+
+    def _topological_order(self) -> tuple[str, ...]:
         graph = {bean.name: set(bean.depends_on) for bean in self.beans}
-        return list(TopologicalSorter(graph).static_order())
+        TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
+        placed: list[str] = []
+        while len(placed) < len(graph):
+            placed.append(
+                next(
+                    name
+                    for name, deps in graph.items()
+                    if name not in placed and deps <= set(placed)
+                )
+            )
+        return tuple(placed)
 
     def bean(self, name: str) -> Bean:
-        for bean in self.beans:
-            if bean.name == name:
-                return bean
-        raise NotFound(f"flow {self.name!r} has no bean {name!r}")
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise NotFound(f"flow {self.name!r} has no bean {name!r}") from None
 
     def render(self, states: dict[str, str] | None = None) -> str:
         """The DAG as indented text: each bean under what it waits on, with its state."""
