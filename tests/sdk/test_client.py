@@ -16,6 +16,7 @@ from metalyard.errors import (
     ForbiddenTransition,
     InvalidInput,
     NotFound,
+    ServerError,
     StaleVersion,
     Unauthenticated,
     Unreachable,
@@ -125,12 +126,10 @@ def test_read_token_cannot_write_and_bad_token_is_unauthenticated(live_server, t
         stranger.whoami()
 
 
-def test_transition_that_needs_approval_returns_the_change_request(
-    live_server, tokens, writer
-):
-    writer.assets.create(serial="SN1", state="BAREMETAL")
-    moved = writer.assets.transition("SN1", "QUARANTINED", reason="disk errors")
-    assert isinstance(moved, AssetOut) and moved.state is AssetState.QUARANTINED
+def test_transition_that_needs_approval_returns_the_change_request(live_server, tokens, writer):
+    writer.assets.create(serial="SN1", state="SPARE")
+    moved = writer.assets.transition("SN1", "PROVISIONING", reason="for batch", version=1)
+    assert isinstance(moved, AssetOut) and moved.state is AssetState.PROVISIONING
     writer.assets.create(serial="SN2", state="BAREMETAL")
     parked = writer.assets.transition("SN2", "RELEASING", reason="project ended")
     assert isinstance(parked, ChangeRequestOut) and parked.state == "PENDING"
@@ -282,11 +281,40 @@ def test_proxy_errors_without_our_body_fall_back_on_status():
 
     with (
         Client("http://lb.example", transport=httpx.MockTransport(gateway), retries=0) as client,
-        pytest.raises(Exception) as err,
+        pytest.raises(ServerError) as err,
     ):
         client.region()
-    from metalyard.errors import ServerError
-
-    assert isinstance(err.value, ServerError)
     assert err.value.http_status == 502
-    assert "HTTP 502 Bad Gateway" in err.value.message
+    assert err.value.message == "HTTP 502 Bad Gateway from http://lb.example/v1/region"
+
+
+class BusyProxy(CountingTransport):
+    """A load balancer in front of the real server that answers 503 to the first requests."""
+
+    def __init__(self, busy: int) -> None:
+        super().__init__()
+        self.busy = busy
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if len(self.sent) < self.busy:
+            self.sent.append((request.method, request.url.path))
+            return httpx.Response(503, headers={"Retry-After": "0"}, text="busy")
+        return super().handle_request(request)
+
+
+def test_get_is_retried_while_a_proxy_answers_503(live_server, tokens):
+    proxy = BusyProxy(busy=2)
+    with Client(live_server, tokens.read, transport=proxy, retries=3) as client:
+        assert client.whoami().user == "rita"
+    assert proxy.count("GET", "/v1/whoami") == 3
+
+
+def test_post_answered_503_is_not_retried(live_server, tokens):
+    proxy = BusyProxy(busy=1)
+    with (
+        Client(live_server, tokens.write, transport=proxy, retries=3) as client,
+        pytest.raises(ServerError) as err,
+    ):
+        client.sites.create(name="dub1")
+    assert err.value.http_status == 503
+    assert proxy.count("POST") == 1

@@ -114,7 +114,8 @@ class Http:
             else:
                 if last or response.status_code not in RETRY_STATUSES:
                     break
-                delay = _retry_after(response) or backoff(attempt)
+                wait = _retry_after(response)
+                delay = backoff(attempt) if wait is None else wait
             time.sleep(delay)
         if response.is_error:
             raise error_from(response)
@@ -136,9 +137,11 @@ class Http:
             body = self.request("GET", path, params={**query, "cursor": cursor}).json()
             for item in body["items"]:
                 yield parse(model, item)
-            cursor = body.get("next_cursor")
+            previous, cursor = cursor, body.get("next_cursor")
             if not cursor:
                 return
+            if cursor == previous:
+                raise ServerError(f"{path} gave the same next_cursor twice; stopping")
 
     def _unreachable(self, error: httpx.TransportError) -> Unreachable:
         if isinstance(error, httpx.TimeoutException):

@@ -1,0 +1,3 @@
+from metalyard.cli.main import app
+
+app(prog_name="metalyard")

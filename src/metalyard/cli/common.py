@@ -1,0 +1,48 @@
+"""Options and helpers several command modules share."""
+
+from collections.abc import Iterator
+from itertools import islice
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from metalyard.auth.changes.schemas import ChangeRequestOut
+from metalyard.cli.output import Output, note, show
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 1000
+"""The server's largest page (metalyard.db.pagination, which the CLI does not import)."""
+
+Limit = Annotated[int | None, typer.Option(min=0, help="Show at most this many; 0 for all.")]
+Sort = Annotated[str | None, typer.Option(help="Field to sort by; prefix it with - to reverse.")]
+Version = Annotated[
+    int | None,
+    typer.Option(help="Refuse the change if the object changed since this version."),
+]
+Description = Annotated[str | None, typer.Option(help="Free text.")]
+
+
+def changes(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an update, refusing an empty one (it would only bump the version)."""
+    if not fields:
+        raise typer.BadParameter("nothing to change: give at least one option to set")
+    return fields
+
+
+def page_size(limit: int | None) -> int:
+    """Big pages, except when only a few items are wanted."""
+    return min(limit, MAX_PAGE_SIZE) if limit else MAX_PAGE_SIZE
+
+
+def first(items: Iterator[T], limit: int | None) -> Iterator[T]:
+    return islice(items, limit) if limit else items
+
+
+def parked(change: ChangeRequestOut, output: Output) -> None:
+    """Say that a command waits for a second person, and how they approve it."""
+    note(
+        f"waiting for approval: change request {change.id} ({change.action} {change.target}); "
+        f"someone else runs: metalyard change approve {change.id}"
+    )
+    show(change, output)

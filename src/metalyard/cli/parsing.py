@@ -1,0 +1,61 @@
+"""Turning command-line words into API values: `k=v` pairs, durations, points in time."""
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import typer
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d+)([smhdw])")
+
+
+def pairs(values: Iterable[str], *, what: str = "tag", separator: str = "=") -> dict[str, str]:
+    """`["k=v", "k2=v2"]` → `{"k": "v", "k2": "v2"}`; a word without `=` is a usage error."""
+    result = {}
+    for value in values:
+        key, found, item = value.partition(separator)
+        if not found or not key.strip():
+            raise typer.BadParameter(f"{what} {value!r} must look like key{separator}value")
+        result[key.strip()] = item.strip()
+    return result
+
+
+def interfaces(values: Iterable[str]) -> list[dict[str, Any]]:
+    """`["eno1=aa:bb:cc:dd:ee:ff"]` → `[{"name": "eno1", "mac": "aa:bb:…"}]`."""
+    return [{"name": k, "mac": v} for k, v in pairs(values, what="interface").items()]
+
+
+def duration(text: str | None) -> int | None:
+    """Seconds in `90`, `30m`, `1h`, `2d`, `1w` or `1h30m`."""
+    if text is None:
+        return None
+    text = text.strip().lower()
+    if text.isdigit():
+        return int(text)
+    if not text or _DURATION.sub("", text):
+        raise typer.BadParameter(f"{text!r} is not a duration like 90, 30m, 1h, 2d or 1h30m")
+    return sum(int(n) * UNITS[unit] for n, unit in _DURATION.findall(text))
+
+
+def moment(text: str | None) -> datetime | None:
+    """A point in time: ISO 8601 (local time unless it says otherwise), or `2h` for 2h ago."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            seconds = duration(text)
+        except typer.BadParameter:
+            raise typer.BadParameter(
+                f"{text!r} is neither a time like 2024-05-01T12:00 nor an age like 2h"
+            ) from None
+        return datetime.now(UTC) - timedelta(seconds=seconds or 0)
+    return when if when.tzinfo else when.astimezone()
+
+
+def drop_none(**fields: Any) -> dict[str, Any]:
+    """The options a person actually gave (Typer gives None for the others)."""
+    return {key: value for key, value in fields.items() if value is not None}

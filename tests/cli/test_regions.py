@@ -1,0 +1,133 @@
+"""Region profiles: add, switch in one command, override for one command."""
+
+import json
+import stat
+
+import yaml
+
+from metalyard.api import create_app
+from metalyard.config import Settings
+from tests.cli.conftest import serving
+
+
+def test_no_region_configured_exits_9_saying_how_to_add_one(cli):
+    result = cli("asset", "list")
+    assert result.exit_code == 9
+    assert "metalyard region add" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_region_use_switches_which_server_answers(cli, live_server, tokens, database, tmp_path):
+    other = create_app(Settings(region="other", data_dir=tmp_path, database_url="x"), database)
+    with serving(other) as other_url:
+        for name, url, token in (
+            ("test-1", live_server, tokens.read),
+            ("other", other_url, tokens.admin),
+        ):
+            assert cli("region", "add", name, "--url", url, "--token", token).exit_code == 0
+        assert json.loads(cli("region", "-o", "json").stdout)["name"] == "test-1"
+
+        assert cli("region", "use", "other").exit_code == 0
+        assert json.loads(cli("region", "show", "-o", "json").stdout)["name"] == "other"
+        me = json.loads(cli("whoami", "-o", "json").stdout)
+        assert (me["user"], me["scope"]) == ("admin", "admin")
+
+        once = cli("--region", "test-1", "whoami", "-o", "json")
+        assert json.loads(once.stdout)["user"] == "rita"
+        assert json.loads(cli("whoami", "-o", "json").stdout)["user"] == "admin"
+
+
+def test_region_list_marks_the_one_in_use_and_never_prints_tokens(cli, tokens):
+    cli("region", "add", "dub1", "--url", "https://dub1.example:8080", "--token", tokens.admin)
+    cli("region", "add", "ams1", "--url", "https://ams1.example", "--insecure")
+    cli("region", "use", "ams1")
+    listed = cli("region", "list", "-o", "json")
+    assert listed.exit_code == 0
+    assert json.loads(listed.stdout) == [
+        {
+            "current": True,
+            "name": "ams1",
+            "url": "https://ams1.example",
+            "token": False,
+            "tls": "insecure",
+        },
+        {
+            "current": False,
+            "name": "dub1",
+            "url": "https://dub1.example:8080",
+            "token": True,
+            "tls": "system CAs",
+        },
+    ]
+    table = cli("region", "list")
+    assert tokens.admin not in table.output and "dub1" in table.stdout
+
+
+def test_config_file_holds_tokens_so_only_its_owner_may_read_it(cli, config_file, tokens):
+    cli("region", "add", "dub1", "--url", "http://127.0.0.1:1", "--token", tokens.admin)
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config_file.parent.stat().st_mode) == 0o700
+    assert yaml.safe_load(config_file.read_text()) == {
+        "current": "dub1",
+        "regions": {"dub1": {"url": "http://127.0.0.1:1", "token": tokens.admin}},
+    }
+
+
+def test_first_region_is_used_and_later_ones_wait_for_region_use(cli):
+    cli("region", "add", "dub1", "--url", "http://dub1.example")
+    added = cli("region", "add", "ams1", "--url", "http://ams1.example")
+    assert "metalyard region use ams1" in added.stderr
+    listed = json.loads(cli("region", "list", "-o", "json").stdout)
+    assert [r["name"] for r in listed if r["current"]] == ["dub1"]
+
+
+def test_removing_the_region_in_use_leaves_none_in_use(cli):
+    cli("region", "add", "dub1", "--url", "http://dub1.example")
+    assert cli("region", "remove", "dub1").exit_code == 0
+    assert cli("whoami").exit_code == 9
+    assert cli("region", "use", "dub1").exit_code == 9
+
+
+def test_unknown_region_option_exits_9_listing_the_known_ones(cli):
+    cli("region", "add", "dub1", "--url", "http://dub1.example")
+    result = cli("--region", "nope", "whoami")
+    assert result.exit_code == 9
+    assert "no region named 'nope' (configured: dub1)" in result.stderr
+
+
+def test_environment_url_and_token_override_the_profile(cli, live_server, tokens):
+    cli("region", "add", "dub1", "--url", "http://127.0.0.1:1", "--token", tokens.read)
+    env = {"METALYARD_URL": live_server, "METALYARD_TOKEN": tokens.write}
+    assert json.loads(cli("whoami", "-o", "json", env=env).stdout)["user"] == "wanda"
+
+
+def test_environment_token_alone_replaces_the_profile_token(cli, live_server, tokens):
+    cli("region", "add", "dub1", "--url", live_server, "--token", tokens.read)
+    env = {"METALYARD_TOKEN": tokens.admin}
+    assert json.loads(cli("whoami", "-o", "json", env=env).stdout)["user"] == "admin"
+
+
+def test_profile_token_is_not_sent_to_a_url_from_the_environment(cli, live_server, tokens):
+    cli("region", "add", "dub1", "--url", "http://127.0.0.1:1", "--token", tokens.admin)
+    result = cli("whoami", env={"METALYARD_URL": live_server})
+    assert result.exit_code == 4
+    assert "needs an API token" in result.stderr
+
+
+def test_insecure_region_warns_on_every_command(cli, live_server, tokens):
+    added = cli("region", "add", "lab", "--url", live_server, "--token", tokens.read, "--insecure")
+    assert "not be checked" in added.stderr
+    result = cli("whoami")
+    assert result.exit_code == 0
+    assert "warning: TLS certificates of region 'lab' are not checked" in result.stderr
+
+
+def test_token_can_be_read_from_stdin(cli, live_server, tokens):
+    cli("region", "add", "dub1", "--url", live_server, "--token", "-", input=tokens.write + "\n")
+    assert json.loads(cli("whoami", "-o", "json").stdout)["user"] == "wanda"
+
+
+def test_url_without_scheme_is_invalid_input(cli):
+    result = cli("region", "add", "dub1", "--url", "dub1.example:8080")
+    assert result.exit_code == 7
+    assert "http:// or https://" in result.stderr
