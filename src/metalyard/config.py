@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     secret_key: str = ""
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     """Larger request bodies are refused with 413 (a 10,000-row import is about 5 MB)."""
+    flow_modules: list[str] = Field(default_factory=list)
+    """Extra modules to import for their flows (the built-in concepts register theirs)."""
+    worker_concurrency: int = Field(64, ge=1, le=1024)
+    """Beans one worker runs at once."""
+    embedded_worker: bool = True
+    """`serve` runs a worker in the same process (the zero-setup default)."""
     maker_checker: list[str] = Field(default_factory=lambda: list(DEFAULT_MAKER_CHECKER))
     """Actions that wait for a second person's approval."""
 

@@ -1,5 +1,6 @@
 """Flows as validated data: beans, their edges and conditions, retries, timeouts, pools."""
 
+import importlib
 import random
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -176,3 +177,12 @@ class FlowRegistry:
 
 
 flows = FlowRegistry()
+
+
+def load_flow_modules(names: list[str]) -> None:
+    """Import modules that register flows, naming a module that cannot be imported."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise InvalidInput(f"cannot import flow module {name!r}: {error}") from None
