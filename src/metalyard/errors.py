@@ -16,6 +16,10 @@ class MetalyardError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+        self.http_status: int | None = None
+        """The status of the answer this error came from (set by the SDK)."""
+        self.request_id = ""
+        """The X-Request-ID of that answer, to quote when asking for help (set by the SDK)."""
 
     def to_body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}

@@ -24,6 +24,8 @@ class OutSchema(BaseModel):
 
 T = TypeVar("T")
 
+MAX_PAGE_SIZE = 1000
+
 
 class PageOut(BaseModel, Generic[T]):
     items: list[T]
@@ -36,3 +38,8 @@ class ErrorBody(BaseModel):
     code: str = Field(description="Stable machine-readable error code.")
     message: str = Field(description="What is wrong, for a person.")
     details: Any = None
+
+
+class RegionOut(BaseModel):
+    name: str = Field(description="The region this deployment serves.")
+    version: str = Field(description="metalyard's version.")

@@ -102,3 +102,25 @@ def test_a_disabled_user_is_locked_out(admin, reader):
 def test_whoami_tells_user_and_scope(reader):
     assert reader.get("/v1/whoami").json()["user"] == "rita"
     assert reader.get("/v1/whoami").json()["scope"] == "read"
+
+
+def test_bootstrap_happens_once_even_when_two_servers_start_together(database):
+    """The second server's bootstrap runs while the first one's is not yet committed."""
+    import threading
+    import time
+
+    from metalyard.auth import service as auth_service
+
+    second: list[str | None] = []
+
+    def start_second_server():
+        with database.transaction() as session:
+            second.append(auth_service.bootstrap(session))
+
+    with database.transaction() as session:
+        first = auth_service.bootstrap(session)
+        other = threading.Thread(target=start_second_server)
+        other.start()
+        time.sleep(0.5)  # the second server is now waiting on the first one's admin row
+    other.join(timeout=30)
+    assert first.startswith("my_") and second == [None]

@@ -241,3 +241,22 @@ def test_import_records_the_enrolment_of_every_asset(client, rack):
     assert [(h["from_state"], h["to_state"], h["actor"]) for h in history] == [
         (None, "SPARE", "wanda")
     ]
+
+
+def test_every_update_answers_with_the_new_version(client):
+    client.post("/v1/sites", json={"name": "dub1"}).raise_for_status()
+    client.post("/v1/machine-classes", json={"name": "gpu"}).raise_for_status()
+    rack = client.post("/v1/racks", json={"site": "dub1", "name": "r01"}).json()
+    assert client.patch("/v1/sites/dub1", json={"address": "x"}).json()["version"] == 2
+    assert client.patch("/v1/machine-classes/gpu", json={"description": "x"}).json()["version"] == 2
+    assert client.patch(f"/v1/racks/{rack['id']}", json={"height_u": 48}).json()["version"] == 2
+    assert client.get("/v1/sites/dub1").json()["version"] == 2
+
+
+def test_racks_are_found_by_site_and_name(client):
+    client.post("/v1/sites", json={"name": "dub1"}).raise_for_status()
+    client.post("/v1/sites", json={"name": "ams1"}).raise_for_status()
+    for site in ("dub1", "ams1"):
+        client.post("/v1/racks", json={"site": site, "name": "r01"}).raise_for_status()
+    found = client.get("/v1/racks", params={"site": "ams1", "name": "r01"}).json()["items"]
+    assert [(r["site"], r["name"]) for r in found] == [("ams1", "r01")]

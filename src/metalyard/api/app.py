@@ -1,7 +1,6 @@
 """The FastAPI application: one per process, stateless apart from its database."""
 
 from fastapi import APIRouter, FastAPI
-from pydantic import BaseModel
 
 import metalyard
 from metalyard.api import errors
@@ -15,7 +14,7 @@ from metalyard.config import Settings
 from metalyard.db import Database
 from metalyard.inventory import api as inventory_api
 from metalyard.orchestrator import api as orchestrator_api
-from metalyard.schemas import ErrorBody
+from metalyard.schemas import ErrorBody, RegionOut
 
 ERROR_RESPONSES = {
     status: {"model": ErrorBody, "description": description}
@@ -28,11 +27,6 @@ ERROR_RESPONSES = {
         (422, "Invalid input: `details` names each field and why"),
     )
 }
-
-
-class RegionOut(BaseModel):
-    name: str
-    version: str
 
 
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:

@@ -19,8 +19,8 @@ from metalyard.auth import service as auth_service
 from metalyard.auth.actor import Actor
 from metalyard.auth.scopes import Scope
 from metalyard.config import Settings
-from metalyard.db.pagination import MAX_PAGE_SIZE
 from metalyard.errors import Forbidden, Unauthenticated
+from metalyard.schemas import MAX_PAGE_SIZE
 
 SCOPE_KEY = "x-required-scope"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

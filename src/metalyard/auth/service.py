@@ -6,6 +6,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from metalyard.auth.actor import Actor
@@ -86,8 +87,11 @@ def bootstrap(session: Session) -> str | None:
     if session.scalar(select(func.count()).select_from(User)):
         return None
     user = User(name=BOOTSTRAP_USER, role=Scope.ADMIN)
-    session.add(user)
-    session.flush()
+    try:
+        with session.begin_nested():  # two servers starting at once: one creates the admin
+            session.add(user)
+    except IntegrityError:
+        return None
     _, secret = _mint(session, user, scope=Scope.ADMIN, name="bootstrap", expires_in=None)
     return secret
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,6 +83,14 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+def schema_revisions(database: Database) -> tuple[set[str], set[str]]:
+    """The revisions the database is at, and the latest ones this code knows."""
+    latest = set(ScriptDirectory.from_config(alembic_config(database.url)).get_heads())
+    with database.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return current, latest
 
 
 def upgrade(url: str, revision: str = "head") -> None:

@@ -11,9 +11,6 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from metalyard.errors import InvalidInput
 
-MAX_PAGE_SIZE = 1000
-
-
 T = TypeVar("T")
 
 

@@ -81,9 +81,15 @@ def delete_site(name: SiteName, session: SessionDep) -> None:
 
 @racks.get("", response_model=PageOut[RackOut])
 def list_racks(
-    session: SessionDep, page: PageDep, site: Name | None = None, sort: SortQuery = "id"
+    session: SessionDep,
+    page: PageDep,
+    site: Name | None = None,
+    name: Annotated[Name | None, Query(description="Rack name (unique within a site).")] = None,
+    sort: SortQuery = "id",
 ):
-    result = service.list_racks(session, site=site, sort=sort, limit=page.limit, cursor=page.cursor)
+    result = service.list_racks(
+        session, site=site, name=name, sort=sort, limit=page.limit, cursor=page.cursor
+    )
     return PageOut(items=[rack_out(r) for r in result.items], next_cursor=result.next_cursor)
 
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, exists, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from metalyard.auth.actor import Actor
 from metalyard.auth.changes import service as changes
@@ -87,12 +87,20 @@ def get_rack(session: Session, *, rack_id: int) -> Rack:
 
 
 def list_racks(
-    session: Session, *, site: str | None, sort: str, limit: int, cursor: str | None
+    session: Session,
+    *,
+    site: str | None,
+    sort: str,
+    limit: int,
+    cursor: str | None,
+    name: str | None = None,
 ) -> Page[Rack]:
     key = parse_sort(sort, {"id": Rack.id, "name": Rack.name, "created_at": Rack.created_at})
     stmt = select(Rack)
     if site is not None:
         stmt = stmt.where(Rack.site_id.in_(select(Site.id).where(Site.name == site)))
+    if name is not None:
+        stmt = stmt.where(Rack.name == name)
     return paginate(session, stmt, id_column=Rack.id, sort=key, limit=limit, cursor=cursor)
 
 
@@ -650,3 +658,4 @@ def _update(row: Any, data: Any, label: str) -> None:
     check_version(row, data.version, label)
     apply_fields(row, data.model_dump(exclude_unset=True, exclude={"version"}))
     row.updated_at = utcnow()
+    object_session(row).flush()  # the answer carries the new version
