@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     """Extra modules to import for their flows (the built-in concepts register theirs)."""
     worker_concurrency: int = Field(64, ge=1, le=1024)
     """Beans one worker runs at once."""
+    worker_lease_seconds: float = Field(30.0, ge=1.0, le=3600.0)
+    """How long a worker's claim on a bean lasts without a heartbeat; a killed worker's beans
+    are taken over after this."""
     embedded_worker: bool = True
     """`serve` runs a worker in the same process (the zero-setup default)."""
     maker_checker: list[str] = Field(default_factory=lambda: list(DEFAULT_MAKER_CHECKER))
