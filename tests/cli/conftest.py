@@ -12,6 +12,7 @@ import uvicorn
 from typer.testing import CliRunner
 
 from metalyard.cli.main import app
+from tests.orchestrator.conftest import worker  # noqa: F401  (also registers test flows)
 from tests.peers.postgres import free_port
 
 
@@ -64,3 +65,23 @@ def serving(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def wait_for_run(client, run_id: int, ready, what: str, timeout: float = 30.0):
+    """Poll a run over the SDK until `ready(run)` holds; the run as it was then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = client.runs.get(run_id)
+        if ready(run):
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} never {what}: {run.model_dump(mode='json')}")
+
+
+def report_waiting(run) -> bool:
+    """test.crash has parked its `report` bean until `report:<subject id>` is signalled."""
+    return any(b.name == "report" and b.state == "WAITING" for b in run.beans)
+
+
+def run_over(run) -> bool:
+    return run.state != "RUNNING"

@@ -19,9 +19,12 @@ from sqlalchemy.engine import make_url
 
 from metalyard.errors import Unreachable
 from metalyard.sdk import Client
+from tests.cli.conftest import report_waiting, run_over, wait_for_run
 from tests.peers.postgres import free_port
 
 TOKEN_LINE = re.compile(r"^admin token: (my_\S+)$", re.MULTILINE)
+REPO = Path(__file__).resolve().parents[2]
+TEST_FLOWS = '["tests.orchestrator.flows"]'
 
 
 class Server:
@@ -41,8 +44,11 @@ class Server:
         return "".join(self.lines)
 
 
-def server_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+def server_env(tmp_path: Path, *, importable: bool = False, **settings: str) -> dict[str, str]:
+    """The process's environment; `importable` lets it import the `tests` package."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("METALYARD_")}
+    if importable:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     settings = {"data_dir": str(tmp_path / "data"), "region": "lab-1", **settings}
     env.update({f"METALYARD_{k.upper()}": v for k, v in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
@@ -61,11 +67,13 @@ def metalyard(tmp_path: Path, *args: str, **settings: str) -> subprocess.Complet
 
 
 @contextmanager
-def serve(tmp_path: Path, scheme: str = "http", **settings: str) -> Iterator[Server]:
+def serve(
+    tmp_path: Path, scheme: str = "http", *, importable: bool = False, **settings: str
+) -> Iterator[Server]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "metalyard.cli", "serve", "--port", str(port)],
-        env=server_env(tmp_path, **settings),
+        env=server_env(tmp_path, importable=importable, **settings),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -170,3 +178,31 @@ def test_serve_on_postgresql_waits_for_db_upgrade(tmp_path, empty_postgres):
         token = TOKEN_LINE.search(server.output).group(1)
         with Client(server.url, token) as client:
             assert client.whoami().user == "admin"
+
+
+def test_serve_runs_flows_with_its_embedded_worker(tmp_path):
+    settings = {"flow_modules": TEST_FLOWS, "worker_concurrency": "8"}
+    with serve(tmp_path, importable=True, **settings) as server:
+        assert "with an embedded worker " in server.output
+        assert "(8 beans at once) running flows: test.branch, test.crash" in server.output
+        token = TOKEN_LINE.search(server.output).group(1)
+        with Client(server.url, token) as client:
+            run = client.runs.start("test.crash", "asset:SN1", {"rack": "r1", "sleep": 0})
+            wait_for_run(client, run.id, report_waiting, "waited for its report")
+            assert client.signals.send("report:SN1") == 1
+            done = wait_for_run(client, run.id, run_over, "finished")
+    assert done.state == "SUCCEEDED"
+    assert server.process.returncode == 0  # SIGTERM stops the server and its worker cleanly
+    server.reader.join(timeout=5)
+    assert "embedded worker stopped after 5 bean execution(s)" in server.output
+
+
+def test_serve_without_its_worker_leaves_the_beans_to_worker_processes(tmp_path):
+    settings = {"flow_modules": TEST_FLOWS, "embedded_worker": "false"}
+    with serve(tmp_path, importable=True, **settings) as server:
+        assert "embedded worker" not in server.output
+        token = TOKEN_LINE.search(server.output).group(1)
+        with Client(server.url, token) as client:
+            run = client.runs.start("test.crash", "asset:SN1", {"rack": "r1"})
+            time.sleep(1.5)  # an embedded worker would have run `prepare` within this
+            assert client.runs.get(run.id).beans[0].state == "READY"

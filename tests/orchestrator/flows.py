@@ -24,9 +24,10 @@ def record(ctx):
 
 
 def hold_slot(ctx):
-    ledger(ctx, "start")
+    rack = ctx.params.get("rack", "-")
+    ledger(ctx, f"start {rack}")
     time.sleep(float(ctx.params.get("sleep", 0.05)))
-    ledger(ctx, "end")
+    ledger(ctx, f"end {rack}")
     return Done()
 
 

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from metalyard.sdk import Client
+from tests.orchestrator.conftest import worker  # noqa: F401  (also registers test flows)
 
 
 class CountingTransport(httpx.BaseTransport):

@@ -61,7 +61,6 @@ def test_site_crud_returns_the_api_models(writer):
         writer.sites.get("dub1")
 
 
-@pytest.mark.xfail(reason="API bug: PATCH /v1/sites answers before the flush bumps version")
 def test_site_update_answers_the_new_version(writer):
     writer.sites.create(name="dub1")
     assert writer.sites.update("dub1", address="Dublin").version == 2

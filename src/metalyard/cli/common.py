@@ -8,11 +8,9 @@ import typer
 
 from metalyard.auth.changes.schemas import ChangeRequestOut
 from metalyard.cli.output import Output, note, show
+from metalyard.schemas import MAX_PAGE_SIZE
 
 T = TypeVar("T")
-
-MAX_PAGE_SIZE = 1000
-"""The server's largest page (metalyard.db.pagination, which the CLI does not import)."""
 
 Limit = Annotated[int | None, typer.Option(min=0, help="Show at most this many; 0 for all.")]
 Sort = Annotated[str | None, typer.Option(help="Field to sort by; prefix it with - to reverse.")]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 import metalyard
-from metalyard.cli import audit, auth, changes, inventory, regions, server
+from metalyard.cli import audit, auth, changes, inventory, orchestrator, regions, server
 from metalyard.cli.context import Group, begin
 from metalyard.cli.exit_codes import ExitCode
 
@@ -46,11 +46,16 @@ def main(
     begin(context, region=region)
 
 
-INVENTORY, ACCESS, SETUP = "Inventory", "People and access", "Regions and server"
+INVENTORY, FLOWS, ACCESS = "Inventory", "Flows", "People and access"
+SETUP = "Regions and server"
 app.add_typer(inventory.site, name="site", rich_help_panel=INVENTORY)
 app.add_typer(inventory.rack, name="rack", rich_help_panel=INVENTORY)
 app.add_typer(inventory.machine_class, name="machine-class", rich_help_panel=INVENTORY)
 app.add_typer(inventory.asset, name="asset", rich_help_panel=INVENTORY)
+app.add_typer(orchestrator.flow, name="flow", rich_help_panel=FLOWS)
+app.add_typer(orchestrator.run, name="run", rich_help_panel=FLOWS)
+app.add_typer(orchestrator.pool, name="pool", rich_help_panel=FLOWS)
+app.command("signal", rich_help_panel=FLOWS)(orchestrator.signal)
 app.add_typer(auth.user, name="user", rich_help_panel=ACCESS)
 app.add_typer(auth.team, name="team", rich_help_panel=ACCESS)
 app.add_typer(auth.project, name="project", rich_help_panel=ACCESS)
@@ -60,6 +65,7 @@ app.add_typer(audit.audit, name="audit", rich_help_panel=ACCESS)
 app.command("whoami", rich_help_panel=ACCESS)(auth.whoami)
 app.add_typer(regions.region, name="region", rich_help_panel=SETUP)
 app.command("serve", rich_help_panel=SETUP)(server.serve)
+app.command("worker", rich_help_panel=SETUP)(server.worker)
 app.add_typer(server.db, name="db", rich_help_panel=SETUP)
 
 if __name__ == "__main__":

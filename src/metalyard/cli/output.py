@@ -4,9 +4,10 @@ Data goes to stdout; notes, warnings and errors go to stderr, so `-o json` pipes
 """
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum, StrEnum
+from operator import attrgetter
 from typing import Annotated, Any
 
 import typer
@@ -30,8 +31,8 @@ OutputOption = Annotated[
     ),
 ]
 
-Column = str | tuple[str, str]
-"""A field name, or (field name, header)."""
+Column = str | tuple[str | Callable[[Any], Any], str]
+"""A field name, or (field name, header), or (a function of the item, header)."""
 
 
 def console() -> Console:
@@ -67,11 +68,12 @@ def listing(items: Iterable[BaseModel], output: Output, columns: Sequence[Column
         return
     fields = [c if isinstance(c, str) else c[0] for c in columns]
     headers = [c.upper().replace("_", " ") if isinstance(c, str) else c[1] for c in columns]
+    values = [f if callable(f) else attrgetter(f) for f in fields]
     out = console()
     # Piped, the table is plain columns for awk and cut: no rules, no blank lines.
     table = Table(*headers, box=box.SIMPLE_HEAD if out.is_terminal else None, pad_edge=False)
     for item in items:
-        table.add_row(*(cell(getattr(item, f)) for f in fields))
+        table.add_row(*(cell(value(item)) for value in values))
     out.print(table)
 
 

@@ -1,5 +1,6 @@
-"""Turning command-line words into API values: `k=v` pairs, durations, points in time."""
+"""Turning command-line words into API values: `k=v` pairs, JSON, durations, points in time."""
 
+import json
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,33 @@ def pairs(values: Iterable[str], *, what: str = "tag", separator: str = "=") -> 
             raise typer.BadParameter(f"{what} {value!r} must look like key{separator}value")
         result[key.strip()] = item.strip()
     return result
+
+
+def json_pairs(words: Iterable[str], *, what: str = "parameter") -> dict[str, Any]:
+    """`["rack=r1", "sleep=0"]` → `{"rack": "r1", "sleep": 0}`: JSON where it parses, else text.
+
+    So `n=5` is a number and `on=true` a boolean; quote to keep text (`version='"1.10"'`).
+    """
+    result: dict[str, Any] = {}
+    for key, text in pairs(words, what=what).items():
+        try:
+            result[key] = json.loads(text)
+        except ValueError:
+            result[key] = text
+    return result
+
+
+def json_object(text: str | None, *, what: str = "payload") -> dict[str, Any]:
+    """A JSON object given on the command line; anything else is a usage error."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise typer.BadParameter(f"{what} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter(f'{what} must be a JSON object, like {{"ok": true}}')
+    return value
 
 
 def interfaces(values: Iterable[str]) -> list[dict[str, Any]]:

@@ -1,23 +1,34 @@
-"""`metalyard serve` and `metalyard db upgrade`: run this region's server.
+"""`metalyard serve`, `metalyard worker` and `metalyard db upgrade`: run this region's server.
 
 Server modules (FastAPI, SQLAlchemy, uvicorn) are imported inside the commands, so the
 client commands start fast and work where only the SDK's dependencies are installed.
 """
 
+import logging
+import signal
 import socket
+import threading
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 import metalyard
-from metalyard.cli.exit_codes import DatabaseNotReady
+from metalyard.cli.context import fail
+from metalyard.cli.exit_codes import DatabaseNotReady, ExitCode
+from metalyard.cli.output import note
 from metalyard.errors import InvalidInput, Unreachable
 
 if TYPE_CHECKING:
     from metalyard.config import Settings
     from metalyard.db import Database
+    from metalyard.orchestrator.worker import Worker
 
 db = typer.Typer(help="The server's database.", no_args_is_help=True)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SIGNAL_POLL = 0.2
+"""Seconds between the worker command's looks at whether it was told to stop."""
 
 
 def serve(
@@ -31,7 +42,8 @@ def serve(
     """Run this region's API server, configured by METALYARD_* variables.
 
     SQLite is upgraded in place; PostgreSQL must be upgraded first with `metalyard db upgrade`.
-    On the first start the admin's token is printed, once.
+    On the first start the admin's token is printed, once. Unless METALYARD_EMBEDDED_WORKER
+    is false, a worker runs the flows' beans in the same process.
     """
     import uvicorn
 
@@ -39,6 +51,8 @@ def serve(
     from metalyard.auth.service import bootstrap
 
     settings = load_settings(host=host, port=port)
+    # The API needs the flows too: it starts, draws and re-walks runs of them.
+    known = load_flows(settings.flow_modules)
     database = open_database(settings)
     with database.transaction() as session:
         token = bootstrap(session)
@@ -55,7 +69,18 @@ def serve(
     tls: dict[str, Any] = {}
     if settings.tls_cert and settings.tls_key:
         tls = {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+    worker = None
     try:
+        # uvicorn stops on SIGTERM or SIGINT, then raises that signal again for the handler it
+        # found: this one ends the command normally, so that the worker is stopped too.
+        for each in STOP_SIGNALS:
+            signal.signal(each, _stopped)
+        if settings.embedded_worker:
+            worker = new_worker(database, settings).start()
+            typer.echo(
+                f"with an embedded worker {worker.name} ({worker.concurrency} beans at once) "
+                f"running flows: {', '.join(known) or 'none'}"
+            )
         uvicorn.run(
             create_app(settings, database),
             host=settings.host,
@@ -64,7 +89,78 @@ def serve(
             **tls,
         )
     finally:
+        if worker is not None:
+            worker.stop()  # waits for the beans it runs, so none waits for its lease to expire
+            typer.echo(f"embedded worker stopped after {worker.executed} bean execution(s)")
         database.dispose()
+
+
+def _stopped(_signum: int, _frame: Any) -> None:
+    raise typer.Exit()
+
+
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=1024, help="Beans run at once (default: METALYARD_WORKER_CONCURRENCY)."
+        ),
+    ] = None,
+    flows: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--flows",
+            metavar="MODULE",
+            help="A module to import for its flows, besides METALYARD_FLOW_MODULES; repeatable.",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name recorded on each execution (default: host:pid:…).")
+    ] = None,
+):
+    """Run a worker: it claims ready beans from the database, runs them and records how they end.
+
+    Run as many as needed against one PostgreSQL (with METALYARD_EMBEDDED_WORKER=false on the
+    servers). SIGTERM or Ctrl-C stops it once its running beans end; a second one stops it at
+    once, and other workers re-run its beans when their leases expire.
+    """
+    settings = load_settings(worker_concurrency=concurrency)
+    known = load_flows([*settings.flow_modules, *(flows or [])])
+    database = open_database(settings)
+    running = new_worker(database, settings, name=name)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # The handler only notes the signal: setting a threading.Event from a handler can deadlock
+    # when the signal lands while the main thread holds that Event's lock.
+    received: list[signal.Signals] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signal.Signals(signum))
+        for each in STOP_SIGNALS:
+            signal.signal(each, signal.SIG_DFL)  # a second signal ends the process at once
+
+    for each in STOP_SIGNALS:
+        signal.signal(each, on_signal)
+    thread = threading.Thread(target=running.run_forever, name=running.name, daemon=True)
+    thread.start()
+    typer.echo(
+        f"metalyard {metalyard.__version__} worker {running.name} on database "
+        f"{redacted(database.url)} ({running.concurrency} beans at once) running flows: "
+        f"{', '.join(known) or 'none'}"
+    )
+    try:
+        while not received and thread.is_alive():
+            time.sleep(SIGNAL_POLL)
+        if received:
+            note(f"worker {running.name}: {received[0].name}; finishing the beans it runs")
+        running.stop()
+        thread.join()
+    finally:
+        database.dispose()
+    if not received:
+        fail(f"worker {running.name} stopped unexpectedly (see the log above)", ExitCode.PROBLEMS)
+    typer.echo(f"worker {running.name} stopped after {running.executed} bean execution(s)")
 
 
 @db.command("upgrade")
@@ -81,6 +177,25 @@ def db_upgrade():
     except SQLAlchemyError as error:
         raise _unreachable(url, error) from None
     typer.echo(f"database {redacted(url)} is at the latest schema revision")
+
+
+def load_flows(modules: list[str]) -> list[str]:
+    """Import the modules that register flows; the names of every flow this process knows."""
+    from metalyard.orchestrator.flows import flows, load_flow_modules
+
+    load_flow_modules(modules)
+    return [flow.name for flow in flows]
+
+
+def new_worker(database: "Database", settings: "Settings", name: str | None = None) -> "Worker":
+    from metalyard.orchestrator.worker import Worker
+
+    return Worker(
+        database,
+        concurrency=settings.worker_concurrency,
+        lease=settings.worker_lease_seconds,
+        name=name,
+    )
 
 
 def load_settings(**overrides: Any) -> "Settings":
@@ -117,14 +232,9 @@ def open_database(settings: "Settings") -> "Database":
 
 
 def _check_schema(database: "Database") -> None:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    from metalyard.db.engine import schema_revisions
 
-    from metalyard.db.engine import alembic_config
-
-    latest = set(ScriptDirectory.from_config(alembic_config(database.url)).get_heads())
-    with database.engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
+    current, latest = schema_revisions(database)
     if current != latest:
         database.dispose()
         raise DatabaseNotReady(

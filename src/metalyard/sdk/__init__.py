@@ -6,7 +6,7 @@
         for asset in client.assets.list(state="SPARE", tag={"pool": "batch"}):
             print(asset.serial, asset.hostname)
 
-Results are the API's own pydantic models (`AssetOut`, `SiteOut`…); errors are the
+Results are the API's own pydantic models (`AssetOut`, `SiteOut`, `RunOut`…); errors are the
 `metalyard.errors` classes the server raised. The SDK imports neither FastAPI nor SQLAlchemy.
 """
 
@@ -27,6 +27,7 @@ from metalyard.errors import (
 from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
 from metalyard.sdk.client import Client, RegionOut
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
+from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
 
 __all__ = [
     "AlreadyExists",
@@ -35,6 +36,7 @@ __all__ = [
     "ChangeRequests",
     "Client",
     "Conflict",
+    "Flows",
     "Forbidden",
     "ForbiddenTransition",
     "InvalidInput",
@@ -42,10 +44,13 @@ __all__ = [
     "MetalyardError",
     "NotFound",
     "PayloadTooLarge",
+    "Pools",
     "Projects",
     "Racks",
     "RegionOut",
+    "Runs",
     "ServerError",
+    "Signals",
     "Sites",
     "StaleVersion",
     "Teams",

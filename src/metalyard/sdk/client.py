@@ -4,19 +4,13 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-from pydantic import BaseModel
 
 from metalyard.auth.schemas import WhoAmI
+from metalyard.schemas import RegionOut
 from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
 from metalyard.sdk.http import Http
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
-
-
-class RegionOut(BaseModel):
-    """What `GET /v1/region` answers: the region this deployment serves."""
-
-    name: str
-    version: str
+from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
 
 
 class Client:
@@ -52,6 +46,10 @@ class Client:
         self.tokens = Tokens(self._http)
         self.change_requests = ChangeRequests(self._http)
         self.audit = Audit(self._http)
+        self.flows = Flows(self._http)
+        self.runs = Runs(self._http)
+        self.pools = Pools(self._http)
+        self.signals = Signals(self._http)
 
     @property
     def url(self) -> str:
