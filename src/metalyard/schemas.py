@@ -2,7 +2,8 @@
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 Name = Annotated[
     str,
@@ -11,11 +12,29 @@ Name = Annotated[
 """An identifier that may end up in a URL, a file name or a DHCP entry."""
 Text = Annotated[str, StringConstraints(max_length=1024)]
 
+Unset = SkipJsonSchema[None]
+"""For update fields that cannot be cleared: left out (or null), they stay as they are."""
+
 
 class Schema(BaseModel):
     """Input shapes reject unknown fields, so a typo is an error rather than a silent no-op."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        """NUL ends strings in C and PostgreSQL refuses it: refuse it here, naming the field."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                values = (
+                    value.values()
+                    if isinstance(value, dict)
+                    else (value if isinstance(value, list) else [value])
+                )
+                if any(isinstance(v, str) and "\x00" in v for v in values):
+                    raise ValueError(f"{key}: text may not contain NUL characters")
+        return data
 
 
 class OutSchema(BaseModel):

@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from metalyard.errors import Unreachable
 from metalyard.sdk import Client
 from tests.cli.conftest import report_waiting, run_over, wait_for_run
 from tests.peers.postgres import free_port
+from tests.peers.tls import self_signed
 
 TOKEN_LINE = re.compile(r"^admin token: (my_\S+)$", re.MULTILINE)
 REPO = Path(__file__).resolve().parents[2]
@@ -117,19 +117,7 @@ def test_first_start_prints_a_working_token_once(tmp_path):
 
 
 def test_serve_over_tls_prints_https_and_needs_the_ca(tmp_path):
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed(tmp_path)
     with serve(tmp_path, "https", tls_cert=str(cert), tls_key=str(key)) as server:
         assert f"at {server.url}" in server.output and server.url.startswith("https://")
         token = TOKEN_LINE.search(server.output).group(1)
@@ -138,6 +126,38 @@ def test_serve_over_tls_prints_https_and_needs_the_ca(tmp_path):
         with Client(server.url, token, retries=0) as client, pytest.raises(Unreachable) as err:
             client.whoami()
         assert "CERTIFICATE_VERIFY_FAILED" in err.value.message
+        plain = server.url.replace("https://", "http://")
+        with pytest.raises(httpx.TransportError):  # HTTPS only: plain HTTP gets no answer
+            httpx.get(f"{plain}/v1/region", timeout=5).raise_for_status()
+
+        config = {"METALYARD_CONFIG": str(tmp_path / "cli.yaml")}
+        cli = [sys.executable, "-m", "metalyard"]
+        run = lambda *args: subprocess.run(  # noqa: E731
+            [*cli, *args],
+            env={**os.environ, **config},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run("region", "add", "tls", "--url", server.url, "--token", token).returncode == 0
+        refused = run("whoami")
+        assert refused.returncode == 3 and "CERTIFICATE_VERIFY_FAILED" in refused.stderr
+        assert (
+            run(
+                "region",
+                "add",
+                "tls-ca",
+                "--url",
+                server.url,
+                "--token",
+                token,
+                "--ca-bundle",
+                str(cert),
+            ).returncode
+            == 0
+        )
+        trusted = run("--region", "tls-ca", "whoami")
+        assert trusted.returncode == 0 and "admin" in trusted.stdout
 
 
 def test_serve_refuses_an_unreachable_database_with_exit_3(tmp_path):

@@ -260,3 +260,14 @@ def test_racks_are_found_by_site_and_name(client):
         client.post("/v1/racks", json={"site": site, "name": "r01"}).raise_for_status()
     found = client.get("/v1/racks", params={"site": "ams1", "name": "r01"}).json()["items"]
     assert [(r["site"], r["name"]) for r in found] == [("ams1", "r01")]
+
+
+def test_cursors_work_for_every_sort_and_refuse_forged_values(client, fleet):
+    import base64
+    import json
+
+    for sort in ("created_at", "-updated_at", "state", "hostname", "-id"):
+        assert len(serials(client, limit=4, sort=sort)) == len(fleet), sort
+    forged = base64.urlsafe_b64encode(json.dumps([0, "x"]).encode()).decode()
+    response = client.get("/v1/assets", params={"cursor": forged})
+    assert response.status_code == 422

@@ -157,3 +157,13 @@ def test_cancel_frees_the_pool_slots_of_running_beans(database, worker):
         service.cancel_run(session, run_id=run_id, reason="stop")
     with database.transaction() as session:
         assert session.scalar(select(Pool.in_use).where(Pool.key == "test-switch:rz")) == 0
+
+
+def test_rewalk_is_refused_while_another_run_of_the_family_is_active(database):
+    first = start(database, crash_flow, "asset:A", rack="r1")
+    with database.transaction() as session:
+        service.cancel_run(session, run_id=first, reason="x")
+    second = start(database, crash_flow, "asset:A", rack="r1")
+    with pytest.raises(Conflict) as refused, database.transaction() as session:
+        service.rewalk_run(session, run_id=first)
+    assert f"run {second}" in refused.value.message

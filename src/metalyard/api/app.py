@@ -19,6 +19,7 @@ from metalyard.schemas import ErrorBody, RegionOut
 ERROR_RESPONSES = {
     status: {"model": ErrorBody, "description": description}
     for status, description in (
+        (400, "The request body cannot be read (not UTF-8)"),
         (401, "No valid token"),
         (403, "The token's scope does not allow this call"),
         (404, "Not found"),

@@ -6,7 +6,7 @@ otherwise, unless it declares another scope with `requires()`.
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
@@ -112,6 +112,9 @@ class PageQuery:
         self.limit = limit
         self.cursor = cursor
 
+
+IdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Numeric id.")]
+"""Ids fit a 32-bit integer column on every backend."""
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -13,7 +13,14 @@ from metalyard.errors import Conflict, MetalyardError, StaleVersion
 
 log = logging.getLogger(__name__)
 
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+RACE_MESSAGE = "the change conflicts with data written at the same time"
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 def install(app: FastAPI) -> None:
@@ -66,8 +73,18 @@ async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
 
 
 async def _integrity_error(request: Request, error: IntegrityError) -> JSONResponse:
-    # Two writers raced past a check; the constraint kept the data right.
-    return error_response(Conflict("the change conflicts with data written at the same time"))
+    if not _is_race(error):
+        return await _unexpected(request, error)  # a constraint caught what validation missed
+    # Two writers raced past a check; the unique or foreign key kept the data right.
+    return error_response(Conflict(RACE_MESSAGE))
+
+
+def _is_race(error: IntegrityError) -> bool:
+    """Unique and foreign-key violations, the constraints a concurrent writer can trip."""
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in ("23505", "23503")
+    return str(error.orig).startswith(("UNIQUE constraint failed", "FOREIGN KEY constraint"))
 
 
 async def _stale_data(request: Request, error: StaleDataError) -> JSONResponse:

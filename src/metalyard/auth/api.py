@@ -6,6 +6,7 @@ from fastapi import Depends, Path, status
 
 from metalyard.api.deps import (
     ActorDep,
+    IdPath,
     PageDep,
     SessionDep,
     authorize_with_password,
@@ -125,7 +126,7 @@ def list_tokens(session: SessionDep, actor: ActorDep, page: PageDep, all_users: 
 
 
 @tokens.delete("/{token_id}", response_model=TokenOut, **requires(Scope.READ))
-def revoke_token(token_id: int, session: SessionDep, actor: ActorDep):
+def revoke_token(token_id: IdPath, session: SessionDep, actor: ActorDep):
     """Any token may revoke its owner's tokens; an admin token, anyone's."""
     return token_out(service.revoke_token(session, token_id=token_id, actor=actor))
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from metalyard.auth.scopes import Scope
-from metalyard.schemas import Name, OutSchema, Schema, Text
+from metalyard.schemas import Name, OutSchema, Schema, Text, Unset
 
 Password = Annotated[str, StringConstraints(min_length=12, max_length=256)]
 
@@ -21,10 +21,10 @@ class UserCreate(Schema):
 
 
 class UserUpdate(Schema):
-    email: Annotated[str, StringConstraints(max_length=254)] | None = None
-    role: Scope | None = None
-    password: Password | None = None
-    active: bool | None = None
+    email: Annotated[str, StringConstraints(max_length=254)] | Unset = None
+    role: Scope | Unset = None
+    password: Password | Unset = None
+    active: bool | Unset = None
     version: int | None = None
 
 
@@ -45,8 +45,8 @@ class TeamCreate(Schema):
 
 
 class TeamUpdate(Schema):
-    description: Text | None = None
-    members: Annotated[list[Name], Field(max_length=1000)] | None = None
+    description: Text | Unset = None
+    members: Annotated[list[Name], Field(max_length=1000)] | Unset = None
     version: int | None = None
 
 
@@ -65,8 +65,8 @@ class ProjectCreate(Schema):
 
 
 class ProjectUpdate(Schema):
-    team: Name | None = None
-    description: Text | None = None
+    team: Name | Unset = None
+    description: Text | Unset = None
     version: int | None = None
 
 

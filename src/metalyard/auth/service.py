@@ -192,7 +192,9 @@ def list_users(session: Session, *, limit: int, cursor: str | None) -> Page[User
 def update_user(session: Session, *, name: str, data: UserUpdate) -> User:
     user = get_user(session, name=name)
     check_version(user, data.version, f"user {name!r}")
-    changes = data.model_dump(exclude_unset=True, exclude={"version", "password"})
+    changes = data.model_dump(
+        exclude_unset=True, exclude_none=True, exclude={"version", "password"}
+    )
     if data.password is not None:
         changes["password_hash"] = hash_password(data.password)
     apply_fields(user, changes)

@@ -4,6 +4,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, and_, or_
@@ -50,7 +51,7 @@ def paginate(
     """Run `stmt` for one page, ordered by the sort key then the id (a total order)."""
     column = sort.column
     if cursor:
-        last_value, last_id = _decode(cursor, column)
+        last_value, last_id = _decode(cursor, column, id_column)
         if column is id_column:
             after = id_column < last_id if sort.descending else id_column > last_id
         else:
@@ -80,16 +81,28 @@ def _encode(value: Any, row_id: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str, column: InstrumentedAttribute) -> tuple[Any, int]:
+def _decode(
+    cursor: str, column: InstrumentedAttribute, id_column: InstrumentedAttribute
+) -> tuple[Any, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, row_id = json.loads(raw)
-        if not isinstance(row_id, int | str):
-            raise ValueError
         if column.type.python_type is datetime:
             value = datetime.fromisoformat(value)
-    except (ValueError, TypeError, NotImplementedError):
+        if not (_fits(value, column) and _fits(row_id, id_column)):
+            raise ValueError
+    except (ValueError, TypeError):
         raise InvalidInput(
             "the cursor is not one this server issued", details={"field": "cursor"}
         ) from None
     return value, row_id
+
+
+def _fits(value: Any, column: InstrumentedAttribute) -> bool:
+    """Whether a value from a cursor can be compared with the column (else the cursor is forged)."""
+    expected = column.type.python_type
+    if expected is int:
+        return type(value) is int and -(2**63) <= value < 2**63
+    if issubclass(expected, Enum):
+        return value in {member.value for member in expected}
+    return isinstance(value, expected)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from metalyard.api.deps import ActorDep, PageDep, SessionDep, SettingsDep
+from metalyard.api.deps import ActorDep, IdPath, PageDep, SessionDep, SettingsDep
 from metalyard.api.routing import secured_router
 from metalyard.auth.changes.schemas import ChangeRequestOut, change_out
 from metalyard.errors import InvalidInput
@@ -99,17 +99,17 @@ def create_rack(body: RackCreate, session: SessionDep):
 
 
 @racks.get("/{rack_id}", response_model=RackOut)
-def get_rack(rack_id: int, session: SessionDep):
+def get_rack(rack_id: IdPath, session: SessionDep):
     return rack_out(service.get_rack(session, rack_id=rack_id))
 
 
 @racks.patch("/{rack_id}", response_model=RackOut)
-def update_rack(rack_id: int, body: RackUpdate, session: SessionDep):
+def update_rack(rack_id: IdPath, body: RackUpdate, session: SessionDep):
     return rack_out(service.update_rack(session, rack_id=rack_id, data=body))
 
 
 @racks.delete("/{rack_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_rack(rack_id: int, session: SessionDep) -> None:
+def delete_rack(rack_id: IdPath, session: SessionDep) -> None:
     service.delete_rack(session, rack_id=rack_id)
 
 

@@ -1,12 +1,12 @@
 """API shapes of the inventory; the SDK returns these same models."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from metalyard.inventory.lifecycle import AssetState, Health
-from metalyard.schemas import Name, OutSchema, Schema, Text
+from metalyard.schemas import Name, OutSchema, Schema, Text, Unset
 
 Serial = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
@@ -39,8 +39,8 @@ class SiteCreate(Schema):
 
 
 class SiteUpdate(Schema):
-    description: Text | None = None
-    address: Text | None = None
+    description: Text | Unset = None
+    address: Text | Unset = None
     version: int | None = Field(None, description="Reject the update if the site changed since.")
 
 
@@ -65,9 +65,9 @@ class RackCreate(Schema):
 
 
 class RackUpdate(Schema):
-    height_u: int | None = Field(None, ge=1, le=100)
-    mgmt_switch: Annotated[str, StringConstraints(max_length=255)] | None = None
-    bmc_capacity: int | None = Field(None, ge=1, le=1000)
+    height_u: int | Unset = Field(None, ge=1, le=100)
+    mgmt_switch: Annotated[str, StringConstraints(max_length=255)] | Unset = None
+    bmc_capacity: int | Unset = Field(None, ge=1, le=1000)
     version: int | None = None
 
 
@@ -92,7 +92,7 @@ class MachineClassCreate(Schema):
 
 
 class MachineClassUpdate(Schema):
-    description: Text | None = None
+    description: Text | Unset = None
     version: int | None = None
 
 
@@ -124,6 +124,23 @@ class InterfaceOut(OutSchema):
     speed_mbps: int | None
 
 
+def _distinct_interfaces(interfaces: list[InterfaceIn]) -> list[InterfaceIn]:
+    for attribute in ("name", "mac"):
+        values = [getattr(i, attribute) for i in interfaces]
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"interface {attribute}s repeat: {', '.join(repeated)}")
+    return interfaces
+
+
+Interfaces = Annotated[
+    list[InterfaceIn], Field(max_length=64), AfterValidator(_distinct_interfaces)
+]
+Firmware = Annotated[
+    dict[str, Annotated[str, StringConstraints(max_length=128)]], Field(max_length=256)
+]
+
+
 class AssetFields(Schema):
     """What a person may set on an asset (the state moves only through a transition)."""
 
@@ -141,12 +158,10 @@ class AssetFields(Schema):
     maintenance: bool = False
     owner_team: Name | None = None
     project: Name | None = None
-    interfaces: Annotated[list[InterfaceIn], Field(max_length=64)] = []
+    interfaces: Interfaces = []
     tags: Tags = {}
     facts: dict[str, Any] = {}
-    firmware: Annotated[
-        dict[str, Annotated[str, StringConstraints(max_length=128)]], Field(max_length=256)
-    ] = {}
+    firmware: Firmware = {}
 
 
 class AssetCreate(AssetFields):
@@ -158,27 +173,39 @@ class AssetCreate(AssetFields):
 
 
 class AssetUpdate(Schema):
-    """Fields left out stay as they are; `tags` and `interfaces` replace the whole set."""
+    """Fields left out stay as they are; `tags` and `interfaces` replace the whole set.
 
-    hostname: Hostname | None = None
-    vendor: Annotated[str, StringConstraints(max_length=128)] | None = None
-    model: Annotated[str, StringConstraints(max_length=128)] | None = None
+    Null clears the fields that may be empty (class, site and rack, position, team, project).
+    """
+
+    hostname: Hostname | Unset = None
+    vendor: Annotated[str, StringConstraints(max_length=128)] | Unset = None
+    model: Annotated[str, StringConstraints(max_length=128)] | Unset = None
     machine_class: Name | None = None
     site: Name | None = None
     rack: Name | None = None
     rack_position_u: int | None = Field(None, ge=1, le=100)
-    bmc_driver: BmcDriver | None = None
-    bmc_address: Annotated[str, StringConstraints(max_length=512)] | None = None
-    bmc_credential: Annotated[str, StringConstraints(max_length=128)] | None = None
-    health: Health | None = None
-    maintenance: bool | None = None
+    bmc_driver: BmcDriver | Unset = None
+    bmc_address: Annotated[str, StringConstraints(max_length=512)] | Unset = None
+    bmc_credential: Annotated[str, StringConstraints(max_length=128)] | Unset = None
+    health: Health | Unset = None
+    maintenance: bool | Unset = None
     owner_team: Name | None = None
     project: Name | None = None
-    interfaces: Annotated[list[InterfaceIn], Field(max_length=64)] | None = None
-    tags: Tags | None = None
-    facts: dict[str, Any] | None = None
-    firmware: dict[str, str] | None = None
+    interfaces: Interfaces | Unset = None
+    tags: Tags | Unset = None
+    facts: dict[str, Any] | Unset = None
+    firmware: Firmware | Unset = None
     version: int | None = Field(None, description="Reject the update if the asset changed since.")
+
+    CLEARABLE: ClassVar[frozenset[str]] = frozenset(
+        {"machine_class", "site", "rack", "rack_position_u", "owner_team", "project"}
+    )
+
+    def changes(self) -> dict[str, Any]:
+        """The fields to write: what was given, less nulls on fields that cannot be empty."""
+        given = self.model_dump(exclude_unset=True, exclude={"version", "interfaces", "tags"})
+        return {k: v for k, v in given.items() if v is not None or k in self.CLEARABLE}
 
 
 class TagChange(Schema):

@@ -263,7 +263,7 @@ def create_asset(session: Session, *, data: AssetCreate, actor: Actor) -> Asset:
 def update_asset(session: Session, *, serial: str, data: AssetUpdate) -> Asset:
     asset = get_asset(session, serial=serial)
     check_version(asset, data.version, f"asset {serial!r}")
-    changes = data.model_dump(exclude_unset=True, exclude={"version", "interfaces", "tags"})
+    changes = data.changes()
     if "rack" in changes and "site" not in changes and changes["rack"] is not None:
         changes["site"] = asset.rack.site.name if asset.rack else None
     apply_fields(asset, _resolve_references(session, changes))
@@ -656,6 +656,6 @@ def _replace_tags(session: Session, asset: Asset, tags: dict[str, str]) -> None:
 
 def _update(row: Any, data: Any, label: str) -> None:
     check_version(row, data.version, label)
-    apply_fields(row, data.model_dump(exclude_unset=True, exclude={"version"}))
+    apply_fields(row, data.model_dump(exclude_unset=True, exclude_none=True, exclude={"version"}))
     row.updated_at = utcnow()
     object_session(row).flush()  # the answer carries the new version

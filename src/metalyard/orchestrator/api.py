@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query, status
 
-from metalyard.api.deps import ActorDep, PageDep, SessionDep, requires
+from metalyard.api.deps import ActorDep, IdPath, PageDep, SessionDep, requires
 from metalyard.api.routing import secured_router
 from metalyard.auth.scopes import Scope
 from metalyard.orchestrator import service
@@ -127,19 +127,19 @@ def list_runs(
 
 
 @run_routes.get("/{run_id}", response_model=RunOut)
-def get_run(run_id: int, session: SessionDep):
+def get_run(run_id: IdPath, session: SessionDep):
     """The run with each bean's state, attempts, duration, last error and every execution."""
     run = service.get_run(session, run_id=run_id)
     return run_out(run, service.attempts_of(session, run_id=run_id))
 
 
 @run_routes.post("/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run_id: int, session: SessionDep, actor: ActorDep):
+def cancel_run(run_id: IdPath, session: SessionDep, actor: ActorDep):
     return run_out(service.cancel_run(session, run_id=run_id, reason=f"cancelled by {actor.name}"))
 
 
 @run_routes.post("/{run_id}/rewalk", response_model=RunOut)
-def rewalk_run(run_id: int, session: SessionDep):
+def rewalk_run(run_id: IdPath, session: SessionDep):
     """Resume a failed or cancelled run: what is done stays done, the rest runs again."""
     return run_out(service.rewalk_run(session, run_id=run_id))
 

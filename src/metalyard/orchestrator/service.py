@@ -193,6 +193,9 @@ def rewalk_run(session: Session, *, run_id: int, registry: FlowRegistry = flows)
     if run.state is RunState.RUNNING:
         raise Conflict(f"run {run_id} is still running")
     flow = registry.get(run.flow)
+    active_key = _active_key(run.subject, run.family)
+    if session.scalar(select(Run.id).where(Run.active_key == active_key)) is not None:
+        raise _already_running(session, flow, [run.subject])
     states = engine.initial_states(flow)
     for bean in run.beans:
         if bean.state is BeanState.DONE:
@@ -206,13 +209,13 @@ def rewalk_run(session: Session, *, run_id: int, registry: FlowRegistry = flows)
         bean.state, bean.reason, bean.failures = state, "", 0
         bean.ready_at = now if state is BeanState.READY else None
         bean.finished_at = None
-    run.state, run.finished_at = RunState.RUNNING, None
-    run.active_key = _active_key(run.subject, run.family)
+    run.state, run.finished_at, run.active_key = RunState.RUNNING, None, active_key
     try:
         with session.begin_nested():
             session.flush()
-    except IntegrityError:
-        raise _already_running(session, flow, [run.subject]) from None
+    except IntegrityError:  # another start won a race since the check above
+        with session.no_autoflush:
+            raise _already_running(session, flow, [run.subject]) from None
     notify_workers(session)
     return run
 

@@ -2,7 +2,7 @@
 
 from fastapi import status
 
-from metalyard.api.deps import ActorDep, PageDep, SessionDep
+from metalyard.api.deps import ActorDep, IdPath, PageDep, SessionDep
 from metalyard.api.routing import secured_router
 from metalyard.auth.changes import service
 from metalyard.auth.changes.schemas import ChangeRequestOut, Decision, change_out
@@ -20,14 +20,14 @@ def list_change_requests(session: SessionDep, page: PageDep, state: ChangeState 
 
 
 @changes.get("/{change_id}", response_model=ChangeRequestOut)
-def get_change_request(change_id: int, session: SessionDep):
+def get_change_request(change_id: IdPath, session: SessionDep):
     return change_out(service.get_change(session, change_id=change_id))
 
 
 @changes.post(
     "/{change_id}/approve", response_model=ChangeRequestOut, status_code=status.HTTP_200_OK
 )
-def approve_change_request(change_id: int, body: Decision, session: SessionDep, actor: ActorDep):
+def approve_change_request(change_id: IdPath, body: Decision, session: SessionDep, actor: ActorDep):
     """Run the change as its requester; someone other than the requester must approve."""
     return change_out(
         service.approve(session, change_id=change_id, comment=body.comment, actor=actor)
@@ -35,7 +35,7 @@ def approve_change_request(change_id: int, body: Decision, session: SessionDep, 
 
 
 @changes.post("/{change_id}/reject", response_model=ChangeRequestOut)
-def reject_change_request(change_id: int, body: Decision, session: SessionDep, actor: ActorDep):
+def reject_change_request(change_id: IdPath, body: Decision, session: SessionDep, actor: ActorDep):
     return change_out(
         service.reject(session, change_id=change_id, comment=body.comment, actor=actor)
     )
