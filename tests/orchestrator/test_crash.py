@@ -30,7 +30,8 @@ LEASE = 2.0
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start_worker(database, ledger: Path, name: str) -> subprocess.Popen:
+def start_worker(database, ledger: Path, log: Path) -> subprocess.Popen:
+    """A `metalyard worker` process, returned once it has said it runs (and handles SIGTERM)."""
     env = {
         **os.environ,
         "METALYARD_DATABASE_URL": database.url,
@@ -38,13 +39,17 @@ def start_worker(database, ledger: Path, name: str) -> subprocess.Popen:
         "METALYARD_WORKER_LEASE_SECONDS": str(LEASE),
         "METALYARD_WORKER_CONCURRENCY": "32",
     }
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "metalyard", "worker", "--flows", "tests.orchestrator.flows"],
         cwd=REPO,
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        text=True,
     )
+    started = process.stdout.readline()
+    assert " worker " in started, process.stderr.read()[-2000:]
+    return process
 
 
 def answer_waits(database, stop: threading.Event) -> None:
@@ -75,7 +80,7 @@ def test_killed_worker_loses_nothing_and_pools_hold(database, tmp_path):
         service.start_runs(session, flow=crash_flow, targets=targets, actor="test")
 
     workers = 1 if database.is_sqlite else 2
-    processes = [start_worker(database, ledger, f"w{n}") for n in range(workers)]
+    processes = [start_worker(database, ledger, tmp_path / f"w{n}.log") for n in range(workers)]
     stop = threading.Event()
     agents = threading.Thread(target=answer_waits, args=(database, stop), daemon=True)
     agents.start()
@@ -88,7 +93,7 @@ def test_killed_worker_loses_nothing_and_pools_hold(database, tmp_path):
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         killed_at = time.time()
-        processes[0] = start_worker(database, ledger, "w0-again")
+        processes[0] = start_worker(database, ledger, tmp_path / "w0.log")
         while counts(database).get(RunState.RUNNING, 0):
             assert time.monotonic() < deadline, f"runs left: {counts(database)}"
             time.sleep(0.2)
@@ -96,8 +101,8 @@ def test_killed_worker_loses_nothing_and_pools_hold(database, tmp_path):
         stop.set()
         for process in processes:
             process.send_signal(signal.SIGTERM)
-        for process in processes:
-            assert process.wait(timeout=30) == 0, process.stderr.read().decode()[-2000:]
+        for n, process in enumerate(processes):
+            assert process.wait(timeout=30) == 0, (tmp_path / f"w{n}.log").read_text()[-2000:]
 
     assert counts(database) == {RunState.SUCCEEDED: RUNS}
     with database.transaction(write=False) as session:
