@@ -271,3 +271,12 @@ def test_cursors_work_for_every_sort_and_refuse_forged_values(client, fleet):
     forged = base64.urlsafe_b64encode(json.dumps([0, "x"]).encode()).decode()
     response = client.get("/v1/assets", params={"cursor": forged})
     assert response.status_code == 422
+
+
+def test_null_on_a_field_that_cannot_be_empty_leaves_it_as_it_is(client):
+    client.post("/v1/sites", json={"name": "dub1"}).raise_for_status()
+    rack = client.post("/v1/racks", json={"site": "dub1", "name": "r01", "bmc_capacity": 6}).json()
+    patched = client.patch(f"/v1/racks/{rack['id']}", json={"bmc_capacity": None, "height_u": 44})
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["bmc_capacity"], patched.json()["height_u"]) == (6, 44)
+    assert client.patch("/v1/sites/dub1", json={"address": None}).json()["address"] == ""

@@ -65,9 +65,9 @@ class RackCreate(Schema):
 
 
 class RackUpdate(Schema):
-    height_u: int | Unset = Field(None, ge=1, le=100)
+    height_u: Annotated[int, Field(ge=1, le=100)] | Unset = None
     mgmt_switch: Annotated[str, StringConstraints(max_length=255)] | Unset = None
-    bmc_capacity: int | Unset = Field(None, ge=1, le=1000)
+    bmc_capacity: Annotated[int, Field(ge=1, le=1000)] | Unset = None
     version: int | None = None
 
 
