@@ -448,9 +448,12 @@ def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) ->
                 "updated_at": now,
             }
         )
-    ids = session.scalars(
-        insert(Asset).returning(Asset.id, sort_by_parameter_order=True), asset_rows
-    ).all()
+    # Core, unordered RETURNING lets the driver send the rows in a few multi-row statements;
+    # serials are unique, so they map the new ids back to the rows.
+    assets = Asset.__table__
+    returned = session.execute(insert(assets).returning(assets.c.serial, assets.c.id), asset_rows)
+    id_of = dict(returned.all())
+    ids = [id_of[row.serial] for row in rows]
     interfaces = [
         {"asset_id": asset_id, **i.model_dump()}
         for asset_id, row in zip(ids, rows, strict=True)
