@@ -30,8 +30,8 @@ LEASE = 2.0
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start_worker(database, ledger: Path, log: Path) -> subprocess.Popen:
-    """A `metalyard worker` process, returned once it has said it runs (and handles SIGTERM)."""
+def start_worker(database, ledger: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """A `metalyard worker` process and its name, once it said it runs (and handles SIGTERM)."""
     env = {
         **os.environ,
         "METALYARD_DATABASE_URL": database.url,
@@ -44,12 +44,30 @@ def start_worker(database, ledger: Path, log: Path) -> subprocess.Popen:
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log.open("a"),  # a file, not a pipe nobody reads that could fill and block it
         text=True,
     )
     started = process.stdout.readline()
-    assert " worker " in started, process.stderr.read()[-2000:]
-    return process
+    assert " worker " in started, log.read_text()[-2000:]
+    return process, started.split(" worker ", 1)[1].split()[0]
+
+
+def kill_mid_bean(database, process: subprocess.Popen, name: str) -> None:
+    """SIGKILL the worker while it holds running beans (frozen first, so it cannot end them)."""
+    for _ in range(200):
+        process.send_signal(signal.SIGSTOP)
+        with database.transaction(write=False) as session:
+            running = session.scalar(
+                select(func.count())
+                .select_from(RunBean)
+                .where(RunBean.state == BeanState.RUNNING, RunBean.lease_owner == name)
+            )
+        if running:
+            break
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
 
 
 def answer_waits(database, stop: threading.Event) -> None:
@@ -80,7 +98,8 @@ def test_killed_worker_loses_nothing_and_pools_hold(database, tmp_path):
         service.start_runs(session, flow=crash_flow, targets=targets, actor="test")
 
     workers = 1 if database.is_sqlite else 2
-    processes = [start_worker(database, ledger, tmp_path / f"w{n}.log") for n in range(workers)]
+    started = [start_worker(database, ledger, tmp_path / f"w{n}.log") for n in range(workers)]
+    processes = [process for process, _ in started]
     stop = threading.Event()
     agents = threading.Thread(target=answer_waits, args=(database, stop), daemon=True)
     agents.start()
@@ -89,11 +108,9 @@ def test_killed_worker_loses_nothing_and_pools_hold(database, tmp_path):
         while counts(database).get(RunState.SUCCEEDED, 0) < RUNS // 3:
             assert time.monotonic() < deadline, "no progress before the kill"
             time.sleep(0.1)
-        victim = processes[0]
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
+        kill_mid_bean(database, *started[0])
         killed_at = time.time()
-        processes[0] = start_worker(database, ledger, tmp_path / "w0.log")
+        processes[0], _ = start_worker(database, ledger, tmp_path / "w0.log")
         while counts(database).get(RunState.RUNNING, 0):
             assert time.monotonic() < deadline, f"runs left: {counts(database)}"
             time.sleep(0.2)
