@@ -88,14 +88,35 @@ def start_runs(
         for run_id in run_ids
         for name, state in initial.items()
     ]
-    bean_ids = list(
-        session.scalars(
-            insert(RunBean).returning(RunBean.id, sort_by_parameter_order=True), bean_rows
-        )
+    # A few statements for all the beans: render_nulls keeps the BLOCKED rows (ready_at
+    # NULL) in the READY rows' batches, and ids matched by name need no RETURNING order,
+    # which SQLite would keep only by inserting one row per statement.
+    inserted = session.execute(
+        insert(RunBean)
+        .returning(RunBean.id, RunBean.run_id, RunBean.name)
+        .execution_options(render_nulls=True),
+        bean_rows,
     )
+    ids = {(run_id, name): bean_id for bean_id, run_id, name in inserted}
+    bean_ids = [ids[row["run_id"], row["name"]] for row in bean_rows]
     _attach_pools(session, flow, [p for _, p in targets], bean_ids)
+    _refresh_statistics(session, len(bean_rows))
     notify_workers(session)
     return run_ids
+
+
+def _refresh_statistics(session: Session, beans: int) -> None:
+    """On PostgreSQL, ANALYZE the run tables when a start grows them by a tenth or more.
+
+    Autovacuum would as well, but only at its next pass; until then every worker turn is
+    planned for the smaller tables (a scan where an index now wins). SKIP_LOCKED because a
+    concurrent start's ANALYZE holds the tables until it commits: waiting could deadlock.
+    """
+    if beans < 50 or session.get_bind().dialect.name != "postgresql":
+        return  # under autovacuum's own threshold
+    known = session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'run_beans'::regclass"))
+    if beans >= 0.1 * known:  # reltuples is -1 until the first ANALYZE
+        session.execute(text("ANALYZE (SKIP_LOCKED) runs, run_beans, bean_pools"))
 
 
 def _attach_pools(session: Session, flow: Flow, params: list[dict], bean_ids: list[int]) -> None:

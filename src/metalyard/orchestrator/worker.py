@@ -6,8 +6,13 @@ killed mid-bean loses nothing: its leases expire and another worker runs those b
 
 Lock order everywhere: runs, then run beans, then pools — each sorted — so workers,
 cancels and recoveries never deadlock one another.
+
+A turn is a fixed handful of statements whatever its number of beans, as each statement
+costs a round trip and server work that its rows barely add to: on PostgreSQL the outcomes
+go in one statement, the claims with their pool counts in another, their rows as JSON.
 """
 
+import json
 import logging
 import os
 import queue
@@ -18,9 +23,27 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Column,
+    Integer,
+    Select,
+    any_,
+    bindparam,
+    column,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -44,9 +67,16 @@ from metalyard.orchestrator.states import BeanState, RunState
 log = logging.getLogger(__name__)
 
 _beans = RunBean.__table__
+_runs = Run.__table__
+_pools = Pool.__table__
 # Every bean update sets the same columns (see _bean_values), so one executemany carries
 # a whole turn; the SET clause comes from the parameters' keys.
 UPDATE_BEAN = update(_beans).where(_beans.c.id == bindparam("bean_id"))
+UPDATE_POOL = (
+    update(_pools)
+    .where(_pools.c.key == bindparam("pool_key"))
+    .values(in_use=_pools.c.in_use + bindparam("delta"))
+)
 
 
 @dataclass
@@ -210,13 +240,12 @@ class Worker:
             now = utcnow()
             made_ready, recorded = self._record(session, finished, now) if finished else (False, [])
             candidates = self._candidates(session, free * 2, now) if free > 0 else []
-            needs = _pool_needs(session, [c.id for c in candidates])
             releases = [f.claim for f in finished if f.claim.bean_id in recorded]
-            granted = self._take_slots(session, candidates, needs, releases, free)
-            claims = self._mark_running(session, granted, needs, now)
-            if made_ready and len(self._inflight) + len(claims) >= self.concurrency:
+            granted, deltas = self._take_slots(session, candidates, releases, free)
+            self._start(session, granted, deltas, now)
+            if made_ready and len(self._inflight) + len(granted) >= self.concurrency:
                 service.notify_workers(session)  # more is ready than this worker can take
-        return claims
+        return self._claims(granted, now)
 
     def _record(
         self, session: Session, finished: list[Finished], now: datetime
@@ -225,30 +254,8 @@ class Worker:
 
         Returns whether any bean became ready, and which outcomes were recorded.
         """
-        runs = dict(
-            session.execute(
-                select(Run.id, Run.flow)
-                .where(
-                    Run.id.in_(sorted({f.claim.run_id for f in finished})),
-                    Run.state == RunState.RUNNING,
-                )
-                .order_by(Run.id)
-                .with_for_update()
-            ).all()
-        )
-        rows = session.execute(
-            select(
-                _beans.c.id,
-                _beans.c.run_id,
-                _beans.c.name,
-                _beans.c.state,
-                _beans.c.lease_owner,
-                _beans.c.failures,
-            )
-            .where(_beans.c.run_id.in_(list(runs)))
-            .order_by(_beans.c.id)
-            .with_for_update()
-        ).all()
+        runs = _lock_runs(session, {f.claim.run_id for f in finished})
+        rows = _locked_beans(session, sorted(runs))
         by_id = {row.id: row for row in rows}
         recorded = {
             f.claim.bean_id
@@ -280,12 +287,7 @@ class Worker:
                 waits.append((item.claim.bean_id, item.outcome.key, item.claim.started_at))
         _wake_early(session, waits, updates, states)
         run_updates = _advance(rows, runs, states, updates, self.registry, now)
-        if updates:
-            session.connection().execute(UPDATE_BEAN, list(updates.values()))
-        if run_updates:
-            session.execute(update(Run), run_updates)
-        if attempts:
-            session.execute(insert(BeanAttempt), attempts)
+        _write(session, list(updates.values()), run_updates, attempts)
         for item in finished:
             if item.claim.bean_id in recorded:
                 for key, payload in item.emitted:
@@ -293,96 +295,75 @@ class Worker:
         return any(v["state"] is BeanState.READY for v in updates.values()), recorded
 
     def _candidates(self, session: Session, limit: int, now: datetime) -> list:
-        pool_full = (
-            select(BeanPool.bean_id)
-            .join(Pool, Pool.key == BeanPool.pool_key)
-            .where(BeanPool.bean_id == RunBean.id, Pool.in_use >= Pool.size)
-        )
-        return session.execute(
-            select(
-                RunBean.id,
-                RunBean.run_id,
-                RunBean.name,
-                RunBean.attempts,
-                RunBean.failures,
-                RunBean.event,
-                Run.flow,
-                Run.subject,
-                Run.params,
-            )
-            .join(Run, Run.id == RunBean.run_id)
-            .where(RunBean.state == BeanState.READY, RunBean.ready_at <= now, ~exists(pool_full))
-            .order_by(RunBean.ready_at, RunBean.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=RunBean)
-        ).all()
+        params = {"now": now, "limit": limit}
+        return session.connection().execute(_sql(session).candidates, params).all()
 
     def _take_slots(
         self,
         session: Session,
         candidates: list,
-        needs: dict[int, list[str]],
         releases: list[Claim],
         limit: int,
-    ) -> list:
-        """Free the finished beans' slots and take slots for candidates, in one locked pass."""
+    ) -> tuple[list, dict[str, int]]:
+        """Choose the candidates that get their slots, counting the finished beans' as free.
+
+        Locks the pools involved; returns the chosen and the change of each pool's count.
+        """
         deltas: dict[str, int] = {}
         for claim in releases:
             for key in claim.pool_keys:
                 deltas[key] = deltas.get(key, 0) - 1
-        wanted = sorted({k for keys in needs.values() for k in keys} | set(deltas))
+        wanted = sorted({k for row in candidates for k in row.pool_keys or ()} | set(deltas))
         free = {}
         if wanted:
-            free = {
-                key: size - in_use
-                for key, size, in_use in session.execute(
-                    select(Pool.key, Pool.size, Pool.in_use)
-                    .where(Pool.key.in_(wanted))
-                    .order_by(Pool.key)
-                    .with_for_update()
-                )
-            }
+            locked = session.connection().execute(_sql(session).lock_pools, {"keys": wanted})
+            free = {key: size - in_use for key, size, in_use in locked}
         for key, delta in deltas.items():
             free[key] = free.get(key, 0) - delta
         granted = []
         for row in candidates:
             if len(granted) == limit:
                 break
-            keys = needs.get(row.id, [])
+            keys = row.pool_keys or ()
             if all(free.get(key, 0) > 0 for key in keys):
                 for key in keys:
                     free[key] -= 1
                     deltas[key] = deltas.get(key, 0) + 1
                 granted.append(row)
-        keys = sorted(key for key, delta in deltas.items() if delta)
-        if keys:
-            table = Pool.__table__
-            session.connection().execute(
-                update(table)
-                .where(table.c.key == bindparam("pool_key"))
-                .values(in_use=table.c.in_use + bindparam("delta")),
-                [{"pool_key": key, "delta": deltas[key]} for key in keys],
-            )
-        return granted
+        return granted, {key: delta for key, delta in sorted(deltas.items()) if delta}
 
-    def _mark_running(
-        self, session: Session, granted: list, needs: dict[int, list[str]], now: datetime
-    ) -> list[Claim]:
-        if not granted:
-            return []
-        session.execute(
-            update(RunBean)
-            .where(RunBean.id.in_([row.id for row in granted]))
-            .values(
-                state=BeanState.RUNNING,
-                lease_owner=self.name,
-                lease_expires=now + timedelta(seconds=self.lease),
-                attempts=RunBean.attempts + 1,
-                started_at=now,
+    def _start(
+        self, session: Session, granted: list, deltas: dict[str, int], now: datetime
+    ) -> None:
+        """Move the pools' counts and mark the granted beans RUNNING under our lease."""
+        ids = [row.id for row in granted]
+        expires = now + timedelta(seconds=self.lease)
+        if _sql(session).postgres:
+            if ids or deltas:
+                pools = [{"key": key, "delta": delta} for key, delta in deltas.items()]
+                params = {"deltas": _json(pools), "keys": list(deltas), "ids": ids}
+                session.execute(
+                    START_POSTGRES, params | {"owner": self.name, "expires": expires, "now": now}
+                )
+            return
+        if deltas:
+            session.connection().execute(
+                UPDATE_POOL, [{"pool_key": key, "delta": delta} for key, delta in deltas.items()]
             )
-            .execution_options(synchronize_session=False)
-        )
-        data = _done_data(session, {row.run_id for row in granted})
+        if ids:
+            session.connection().execute(
+                update(_beans)
+                .where(_beans.c.id.in_(ids))
+                .values(
+                    state=BeanState.RUNNING,
+                    lease_owner=self.name,
+                    lease_expires=expires,
+                    attempts=_beans.c.attempts + 1,
+                    started_at=now,
+                )
+            )
+
+    def _claims(self, granted: list, now: datetime) -> list[Claim]:
         clock = time.monotonic()
         claims = []
         for row in granted:
@@ -398,8 +379,8 @@ class Worker:
                     subject=Subject.parse(row.subject),
                     params=row.params,
                     event=row.event,
-                    pool_keys=needs.get(row.id, []),
-                    data=data.get(row.run_id, {}),
+                    pool_keys=row.pool_keys or [],
+                    data={name: value or {} for name, value in (row.done or {}).items()},
                     started_at=now,
                     deadline=clock + flow.bean(row.name).timeout,
                 )
@@ -589,25 +570,191 @@ def _retry_or_fail(
     )
 
 
-def _pool_needs(session: Session, bean_ids: list[int]) -> dict[int, list[str]]:
-    needs: dict[int, list[str]] = {}
-    if bean_ids:
-        for bean_id, key in session.execute(
-            select(BeanPool.bean_id, BeanPool.pool_key).where(BeanPool.bean_id.in_(bean_ids))
-        ):
-            needs.setdefault(bean_id, []).append(key)
-    return needs
+# Statements -----------------------------------------------------------------------------
 
 
-def _done_data(session: Session, run_ids: set[int]) -> dict[int, dict[str, dict]]:
-    data: dict[int, dict[str, dict]] = {}
-    for run_id, name, value in session.execute(
-        select(RunBean.run_id, RunBean.name, RunBean.data).where(
-            RunBean.run_id.in_(run_ids), RunBean.state == BeanState.DONE
+@dataclass(frozen=True)
+class _Statements:
+    postgres: bool
+    lock_runs: Select
+    lock_beans: Select
+    lock_pools: Select
+    candidates: Select
+
+
+def _sql(session: Session) -> _Statements:
+    return _statements(session.get_bind().dialect.name == "postgresql")
+
+
+@cache
+def _statements(postgres: bool) -> _Statements:
+    """The turn's reads, built once per backend."""
+
+    def one_of(column: Column, name: str):
+        # An array on PostgreSQL: the statement's text stays the same whatever the number
+        # of values, so psycopg prepares it once, where an IN list would be parsed anew.
+        if postgres:
+            return column == any_(bindparam(name, type_=ARRAY(column.type)))
+        return column.in_(bindparam(name, expanding=True))
+
+    beans = select(
+        _beans.c.id,
+        _beans.c.run_id,
+        _beans.c.name,
+        _beans.c.state,
+        _beans.c.failures,
+        _beans.c.lease_owner,
+        _beans.c.lease_expires,
+        _beans.c.wait_key,
+        _beans.c.wait_until,
+        _beans.c.attempts,
+        _beans.c.started_at,
+    )
+    return _Statements(
+        postgres=postgres,
+        lock_runs=select(_runs.c.id, _runs.c.flow)
+        .where(one_of(_runs.c.id, "ids"), _runs.c.state == RunState.RUNNING)
+        .order_by(_runs.c.id)
+        .with_for_update(),
+        lock_beans=beans.where(one_of(_beans.c.run_id, "run_ids"))
+        .order_by(_beans.c.id)
+        .with_for_update(),
+        lock_pools=select(_pools.c.key, _pools.c.size, _pools.c.in_use)
+        .where(one_of(_pools.c.key, "keys"))
+        .order_by(_pools.c.key)
+        .with_for_update(),
+        candidates=_candidates_query(postgres),
+    )
+
+
+def _candidates_query(postgres: bool) -> Select:
+    """Ready beans, first ready first, with their pool keys and their run's done data.
+
+    Ordered by ready_at alone, so PostgreSQL walks the (state, ready_at) index and stops at
+    the limit: a tie-break on id would make it read and sort every ready bean first.
+    """
+    needs = BeanPool.__table__
+    done = _beans.alias("done")
+    if postgres:
+        array, mapping, value = func.json_agg, func.json_object_agg, done.c.data
+    else:
+        array, mapping, value = (
+            func.json_group_array,
+            func.json_group_object,
+            func.json(done.c.data),
         )
-    ):
-        data.setdefault(run_id, {})[name] = value or {}
-    return data
+    pool_full = (
+        select(needs.c.bean_id)
+        .join(_pools, _pools.c.key == needs.c.pool_key)
+        .where(needs.c.bean_id == _beans.c.id, _pools.c.in_use >= _pools.c.size)
+    )
+    pool_keys = select(array(needs.c.pool_key)).where(needs.c.bean_id == _beans.c.id)
+    # DONE is filtered in the aggregate, not the WHERE, so the run's few beans come by the
+    # run_id index, never by a walk over every DONE bean.
+    done_data = select(mapping(done.c.name, value).filter(done.c.state == BeanState.DONE)).where(
+        done.c.run_id == _beans.c.run_id
+    )
+    return (
+        select(
+            _beans.c.id,
+            _beans.c.run_id,
+            _beans.c.name,
+            _beans.c.attempts,
+            _beans.c.failures,
+            _beans.c.event,
+            _runs.c.flow,
+            _runs.c.subject,
+            _runs.c.params,
+            type_coerce(pool_keys.scalar_subquery(), JSON).label("pool_keys"),
+            type_coerce(done_data.scalar_subquery(), JSON).label("done"),
+        )
+        .join(_runs, _runs.c.id == _beans.c.run_id)
+        .where(
+            _beans.c.state == BeanState.READY,
+            _beans.c.ready_at <= bindparam("now"),
+            ~exists(pool_full),
+        )
+        .order_by(_beans.c.ready_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True, of=_beans)
+    )
+
+
+def _json_rows(name: str, columns: list[Column]) -> str:
+    """`json_to_recordset(:name) AS name(…)`: rows sent as one JSON array, typed as `columns`.
+
+    A field missing from a row reads as NULL.
+    """
+    dialect = postgresql.dialect()
+    typed = ", ".join(f"{c.name} {c.type.compile(dialect)}" for c in columns)
+    return f"json_to_recordset(CAST(:{name} AS json)) AS {name}({typed})"
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(
+        [
+            {
+                k: v.isoformat() if isinstance(v, datetime) else v
+                for k, v in r.items()
+                if v is not None
+            }
+            for r in rows
+        ]
+    )
+
+
+_bean_fields = list(_bean_values(BeanState.READY))
+_attempt_columns = [c for c in BeanAttempt.__table__.c if c.name != "id"]
+_attempt_names = ", ".join(c.name for c in _attempt_columns)
+# The "= ANY(...)" beside each join keeps the rows found by primary key even before the
+# planner has statistics; the rows are locked already, in order.
+RECORD_POSTGRES = text(
+    f"""WITH changed AS (
+    UPDATE run_beans SET {", ".join(f"{name} = beans.{name}" for name in _bean_fields)}
+    FROM {_json_rows("beans", [column("bean_id", Integer), *(_beans.c[n] for n in _bean_fields)])}
+    WHERE run_beans.id = beans.bean_id AND run_beans.id = ANY(:bean_ids)
+), ended AS (
+    UPDATE runs SET state = ends.state, finished_at = ends.finished_at, active_key = NULL
+    FROM {_json_rows("ends", [_runs.c.id, _runs.c.state, _runs.c.finished_at])}
+    WHERE runs.id = ends.id AND runs.id = ANY(:run_ids)
+)
+INSERT INTO bean_attempts ({_attempt_names})
+SELECT {_attempt_names} FROM {_json_rows("attempts", _attempt_columns)}"""
+)
+"""Bean changes, run ends and attempts, in one statement."""
+START_POSTGRES = text(
+    f"""WITH taken AS (
+    UPDATE pools SET in_use = pools.in_use + deltas.delta
+    FROM {_json_rows("deltas", [_pools.c.key, column("delta", Integer)])}
+    WHERE pools.key = deltas.key AND pools.key = ANY(:keys)
+)
+UPDATE run_beans SET state = '{BeanState.RUNNING.value}', lease_owner = :owner,
+    lease_expires = :expires, attempts = run_beans.attempts + 1, started_at = :now
+WHERE run_beans.id = ANY(:ids)"""
+)
+"""Pool counts and claims, in one statement."""
+
+
+def _write(session: Session, beans: list[dict], runs: list[dict], attempts: list[dict]) -> None:
+    """Bean changes, run ends and attempts: one statement on PostgreSQL, executemany on
+    SQLite (in process, where a statement costs no round trip)."""
+    if _sql(session).postgres:
+        if beans or runs or attempts:
+            params = {
+                "beans": _json(beans),
+                "bean_ids": [row["bean_id"] for row in beans],
+                "ends": _json(runs),
+                "run_ids": [row["id"] for row in runs],
+                "attempts": _json(attempts),
+            }
+            session.execute(RECORD_POSTGRES, params)
+        return
+    if beans:
+        session.connection().execute(UPDATE_BEAN, beans)
+    if runs:
+        session.execute(update(Run), runs)
+    if attempts:
+        session.execute(insert(BeanAttempt), attempts)
 
 
 def _wake_early(
@@ -675,35 +822,12 @@ def _advance(
 
 def _lock_runs(session: Session, run_ids: set[int]) -> dict[int, str]:
     """Serialise each run's advance (two of its beans may end at once); returns their flows."""
-    return dict(
-        session.execute(
-            select(Run.id, Run.flow)
-            .where(Run.id.in_(sorted(run_ids)), Run.state == RunState.RUNNING)
-            .order_by(Run.id)
-            .with_for_update()
-        ).all()
-    )
+    locked = session.connection().execute(_sql(session).lock_runs, {"ids": sorted(run_ids)})
+    return dict(locked.all())
 
 
 def _locked_beans(session: Session, run_ids: list[int]) -> list:
-    return session.execute(
-        select(
-            _beans.c.id,
-            _beans.c.run_id,
-            _beans.c.name,
-            _beans.c.state,
-            _beans.c.failures,
-            _beans.c.lease_owner,
-            _beans.c.lease_expires,
-            _beans.c.wait_key,
-            _beans.c.wait_until,
-            _beans.c.attempts,
-            _beans.c.started_at,
-        )
-        .where(_beans.c.run_id.in_(run_ids))
-        .order_by(_beans.c.id)
-        .with_for_update()
-    ).all()
+    return session.connection().execute(_sql(session).lock_beans, {"run_ids": run_ids}).all()
 
 
 def recover_expired(database: Database, registry: FlowRegistry) -> int:
@@ -764,10 +888,6 @@ def _sweep(
             updates[row.id] = {"bean_id": row.id} | values
             states[row.id] = values["state"]
         run_updates = _advance(rows, runs, states, updates, registry, now)
-        session.connection().execute(UPDATE_BEAN, list(updates.values()))
-        if run_updates:
-            session.execute(update(Run), run_updates)
-        if attempts:
-            session.execute(insert(BeanAttempt), attempts)
+        _write(session, list(updates.values()), run_updates, attempts)
         service.notify_workers(session)
         return len(expired)
