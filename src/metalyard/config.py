@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     secret_key: str = ""
+    """Fernet keys for secrets at rest, comma-separated, newest first (the first encrypts);
+    empty: a key file made in the data directory on first use."""
+    bmc_verify_tls: bool = True
+    """Verify BMC certificates (Redfish); turn off only for BMCs with self-signed ones."""
+    bmc_ca_bundle: Path | None = None
+    """CA bundle (file or directory) for BMC certificates, instead of the system's."""
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     """Larger request bodies are refused with 413 (a 10,000-row import is about 5 MB)."""
     flow_modules: list[str] = Field(default_factory=list)

@@ -106,3 +106,31 @@ class FatalError(MetalyardError):
 
     status = 502
     code = "fatal"
+
+
+class BmcTransient(TransientError):
+    """A BMC timed out, refused the connection, answered 5xx, ran out of sessions or is busy."""
+
+    code = "bmc_transient"
+
+
+class BmcFatal(FatalError):
+    """A BMC refused the request or answered something malformed: retrying will not help."""
+
+    code = "bmc_error"
+
+
+class BmcAuthFailed(BmcFatal):
+    code = "bmc_auth_failed"
+
+
+class Unsupported(BmcFatal):
+    """The asset's driver, or its BMC, cannot do what was asked."""
+
+    status = 422
+    code = "unsupported"
+
+
+ERRORS_BY_CODE.update(
+    {cls.code: cls for cls in (BmcTransient, BmcFatal, BmcAuthFailed, Unsupported)}
+)

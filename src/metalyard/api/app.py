@@ -1,5 +1,8 @@
 """The FastAPI application: one per process, stateless apart from its database."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
 
 import metalyard
@@ -12,6 +15,8 @@ from metalyard.auth.audit import api as audit_api
 from metalyard.auth.changes import api as changes_api
 from metalyard.config import Settings
 from metalyard.db import Database
+from metalyard.drivers import api as drivers_api
+from metalyard.drivers import release_sessions
 from metalyard.inventory import api as inventory_api
 from metalyard.orchestrator import api as orchestrator_api
 from metalyard.schemas import ErrorBody, RegionOut
@@ -30,8 +35,15 @@ ERROR_RESPONSES = {
 }
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    release_sessions()  # BMCs have few session slots: give ours back
+
+
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="metalyard",
         version=metalyard.__version__,
         summary="Control plane for fleets of physical servers, one region per deployment.",
@@ -53,7 +65,14 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         """Which region this deployment serves (no token needed)."""
         return RegionOut(name=settings.region, version=metalyard.__version__)
 
-    for module in (inventory_api, orchestrator_api, auth_api, changes_api, audit_api):
+    for module in (
+        inventory_api,
+        drivers_api,
+        orchestrator_api,
+        auth_api,
+        changes_api,
+        audit_api,
+    ):
         for router in module.routers:
             v1.include_router(router)
     app.include_router(v1)

@@ -11,12 +11,15 @@
  8  the server failed (HTTP 5xx) or answered something this CLI does not understand
  9  no region configured, or no region of that name
 10  `serve`: the database schema is not at the latest revision
+11  the asset's BMC failed, refused, or cannot do what was asked (its message is shown)
 """
 
 from enum import IntEnum
 
 from metalyard.errors import (
     ERRORS_BY_CODE,
+    BmcFatal,
+    BmcTransient,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -41,6 +44,7 @@ class ExitCode(IntEnum):
     SERVER_ERROR = 8
     NO_REGION = 9
     DATABASE_NOT_READY = 10
+    BMC_FAILED = 11
 
 
 class NoRegion(MetalyardError):
@@ -55,6 +59,8 @@ class DatabaseNotReady(MetalyardError):
 
 _BY_ERROR: list[tuple[type[MetalyardError], ExitCode]] = [
     (Unreachable, ExitCode.UNREACHABLE),
+    (BmcTransient, ExitCode.BMC_FAILED),
+    (BmcFatal, ExitCode.BMC_FAILED),
     (Unauthenticated, ExitCode.NOT_ALLOWED),
     (Forbidden, ExitCode.NOT_ALLOWED),
     (NotFound, ExitCode.NOT_FOUND),

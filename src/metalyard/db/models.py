@@ -4,6 +4,7 @@ from metalyard.auth import models as auth_models
 from metalyard.auth.audit import models as audit_models
 from metalyard.auth.changes import models as changes_models
 from metalyard.db.base import Base
+from metalyard.drivers import models as drivers_models
 from metalyard.inventory import models as inventory_models
 from metalyard.orchestrator import models as orchestrator_models
 
@@ -12,6 +13,7 @@ __all__ = [
     "audit_models",
     "auth_models",
     "changes_models",
+    "drivers_models",
     "inventory_models",
     "orchestrator_models",
 ]

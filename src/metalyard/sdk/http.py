@@ -204,10 +204,9 @@ def error_from(response: httpx.Response) -> MetalyardError:
     else:  # not ours: a proxy or load balancer answered
         code, details = None, None
         message = f"HTTP {status} {response.reason_phrase} from {response.request.url}"
-    if status >= 500:
-        cls: type[MetalyardError] = ServerError
-    else:
-        cls = ERRORS_BY_CODE.get(code or "") or ERRORS_BY_STATUS.get(status, MetalyardError)
+    cls = ERRORS_BY_CODE.get(code or "")
+    if cls is None:
+        cls = ServerError if status >= 500 else ERRORS_BY_STATUS.get(status, MetalyardError)
     error = cls(message, details=details)
     error.http_status = status  # type: ignore[attr-defined]
     error.request_id = response.headers.get("x-request-id", "")  # type: ignore[attr-defined]

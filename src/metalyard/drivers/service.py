@@ -1,0 +1,153 @@
+"""BMC credentials, and reaching an asset's BMC through its driver.
+
+BMC calls take from milliseconds to tens of seconds, so `asset_driver` ends the caller's
+transaction before returning the driver: no database lock is ever held across a BMC call.
+"""
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from metalyard import drivers
+from metalyard.config import Settings
+from metalyard.db.lookup import check_version, get_by
+from metalyard.db.pagination import Page, paginate, parse_sort
+from metalyard.drivers.base import BmcTarget, Driver, PowerState
+from metalyard.drivers.models import BmcCredential
+from metalyard.drivers.schemas import BmcCredentialCreate, BmcCredentialUpdate
+from metalyard.errors import AlreadyExists, Conflict, InvalidInput
+from metalyard.inventory.models import Asset
+from metalyard.secrets import Keyring
+
+# Credentials ---------------------------------------------------------------------------
+
+
+def create_credential(
+    session: Session, *, data: BmcCredentialCreate, keyring: Keyring
+) -> BmcCredential:
+    if session.scalar(select(BmcCredential.id).where(BmcCredential.name == data.name)):
+        raise AlreadyExists(f"a BMC credential named {data.name!r} already exists")
+    credential = BmcCredential(
+        name=data.name,
+        username=data.username,
+        password_encrypted=keyring.encrypt(data.password),
+    )
+    session.add(credential)
+    session.flush()
+    return credential
+
+
+def get_credential(session: Session, *, name: str) -> BmcCredential:
+    return get_by(session, BmcCredential, "BMC credential", name=name)
+
+
+def list_credentials(
+    session: Session, *, sort: str, limit: int, cursor: str | None
+) -> Page[BmcCredential]:
+    key = parse_sort(sort, {"name": BmcCredential.name, "created_at": BmcCredential.created_at})
+    return paginate(
+        session,
+        select(BmcCredential),
+        id_column=BmcCredential.id,
+        sort=key,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def update_credential(
+    session: Session, *, name: str, data: BmcCredentialUpdate, keyring: Keyring
+) -> BmcCredential:
+    credential = get_credential(session, name=name)
+    check_version(credential, data.version, f"BMC credential {name!r}")
+    if data.username is not None:
+        credential.username = data.username
+    if data.password is not None:
+        credential.password_encrypted = keyring.encrypt(data.password)
+    session.flush()
+    return credential
+
+
+def delete_credential(session: Session, *, name: str) -> None:
+    credential = get_credential(session, name=name)
+    users = session.scalar(select(func.count()).where(Asset.bmc_credential == name))
+    if users:
+        raise Conflict(
+            f"BMC credential {name!r} is used by {users} asset(s); point them elsewhere first"
+        )
+    session.delete(credential)
+
+
+def rotate_key(session: Session, *, keyring: Keyring) -> int:
+    """Re-encrypt every stored secret with the key ring's first key; how many."""
+    rows = session.execute(select(BmcCredential.id, BmcCredential.password_encrypted)).all()
+    if rows:
+        session.execute(
+            update(BmcCredential),
+            [{"id": ident, "password_encrypted": keyring.rotate(token)} for ident, token in rows],
+        )
+    return len(rows)
+
+
+# Reaching a BMC ------------------------------------------------------------------------
+
+
+def asset_target(
+    session: Session, *, serial: str, keyring: Keyring, settings: Settings
+) -> BmcTarget:
+    """Where the asset's BMC answers and how to log in, from the asset and its credential."""
+    asset = get_by(session, Asset, "asset", serial=serial)
+    username = password = ""
+    if asset.bmc_driver != "fake":
+        if not asset.bmc_address:
+            raise InvalidInput(
+                f"asset {serial!r} has no BMC address; set one with "
+                f"`metalyard asset update {serial} --bmc-address …`"
+            )
+        if not asset.bmc_credential:
+            raise InvalidInput(
+                f"asset {serial!r} has no BMC credential; set one with "
+                f"`metalyard asset update {serial} --bmc-credential NAME`"
+            )
+    if asset.bmc_credential:
+        credential = get_by(session, BmcCredential, "BMC credential", name=asset.bmc_credential)
+        username, password = credential.username, keyring.decrypt(credential.password_encrypted)
+    return BmcTarget(
+        driver=asset.bmc_driver,
+        address=asset.bmc_address or serial,
+        username=username,
+        password=password,
+        verify=str(settings.bmc_ca_bundle) if settings.bmc_ca_bundle else settings.bmc_verify_tls,
+    )
+
+
+def asset_driver(session: Session, *, serial: str, keyring: Keyring, settings: Settings) -> Driver:
+    target = asset_target(session, serial=serial, keyring=keyring, settings=settings)
+    session.commit()  # release the transaction before the BMC call (see module docstring)
+    return drivers.connect(target)
+
+
+@dataclass(frozen=True)
+class BmcCheck:
+    driver: str
+    address: str
+    capabilities: list[drivers.Capability]
+    power_state: PowerState | None
+    elapsed_ms: float
+
+
+def check(driver: Driver) -> BmcCheck:
+    """Validate address and credentials, and say what the driver can do."""
+    started = time.perf_counter()
+    driver.validate()
+    capabilities = sorted(driver.capabilities())
+    power = driver.get_power_state() if drivers.Capability.POWER in capabilities else None
+    return BmcCheck(
+        driver=driver.name,
+        address=driver.target.address,
+        capabilities=capabilities,
+        power_state=power,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+    )

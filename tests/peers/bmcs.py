@@ -1,0 +1,180 @@
+"""Real BMC peers for tests and benchmarks: sushy-tools' Redfish emulator and pyghmi's IPMI
+simulator, each in a process of its own on 127.0.0.1."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from tests.peers.postgres import free_port
+from tests.peers.tls import self_signed
+
+HERE = Path(__file__).parent
+BMC_USER = "admin"
+BMC_USERS = (BMC_USER, "operator", "viewer")
+"""Accounts of every emulated Redfish BMC, all with BMC_PASSWORD."""
+BMC_PASSWORD = "Sup3r-S3cret-BMC-pw"
+"""Known to the tests, so a test can prove it never reaches a log."""
+
+
+def _wait_for(process: subprocess.Popen, probe, log: Path, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
+        if probe():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start: {log.read_text()[-2000:]}")
+
+
+class RedfishEmulator:
+    """One sushy-tools emulator serving `count` fake systems, addressed by UUID."""
+
+    def __init__(
+        self,
+        count: int = 4,
+        *,
+        max_sessions: int = 16,
+        instant_power: bool = True,
+        tls: bool = False,
+    ) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="metalyard-redfish-"))
+        self.port = free_port()
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.ca_bundle: Path | None = None
+        tls_config = ""
+        if tls:
+            self.ca_bundle, key = self_signed(self.root)
+            tls_config = (
+                f"SUSHY_EMULATOR_SSL_CERT = {str(self.ca_bundle)!r}\n"
+                f"SUSHY_EMULATOR_SSL_KEY = {str(key)!r}\n"
+            )
+        self.uuids = [str(uuid.UUID(int=n + 1)) for n in range(count)]
+        systems = [
+            {
+                "uuid": ident,
+                "name": f"node{n:04d}",
+                "power_state": "Off",
+                "external_notifier": False,
+                "nics": [{"mac": f"52:54:00:00:{n // 256:02x}:{n % 256:02x}", "ip": "127.0.0.1"}],
+            }
+            for n, ident in enumerate(self.uuids)
+        ]
+        (self.root / "emulator.conf").write_text(
+            f"SUSHY_EMULATOR_FAKE_DRIVER = True\n"
+            f"SUSHY_EMULATOR_STATE_DIR = {str(self.root / 'state')!r}\n"
+            f"SUSHY_EMULATOR_FAKE_SYSTEMS = {systems!r}\n"
+            f"METALYARD_USERS = { {user: BMC_PASSWORD for user in BMC_USERS}!r}\n"
+            f"METALYARD_MAX_SESSIONS = {max_sessions}\n"
+            f"METALYARD_INSTANT_POWER = {instant_power}\n" + tls_config
+        )
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "RedfishEmulator":
+        log = self.root / "emulator.log"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "redfish_emulator.py"),
+                str(self.root / "emulator.conf"),
+                str(self.port),
+            ],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for(self.process, self._answers, log, "the Redfish emulator")
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            answer = httpx.get(f"{self.base_url}/redfish/v1/", timeout=1, verify=False)
+            return answer.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def system_url(self, index: int = 0) -> str:
+        return f"{self.base_url}/redfish/v1/Systems/{self.uuids[index]}"
+
+    def inject_failures(self, status: int, count: int) -> None:
+        self._control("post", "faults", json={"status": status, "count": count})
+
+    def add_event(self, index: int, message: str, severity: str = "Warning") -> None:
+        self._control(
+            "post", f"events/{self.uuids[index]}", json={"message": message, "severity": severity}
+        )
+
+    def open_sessions(self) -> list[str]:
+        return self._control("get", "sessions").json()
+
+    def _control(self, method: str, path: str, **kwargs) -> httpx.Response:
+        answer = httpx.request(method, f"{self.base_url}/_control/{path}", verify=False, **kwargs)
+        answer.raise_for_status()
+        return answer
+
+    def get(self, path: str) -> dict:
+        """A resource as the emulator holds it, read by an independent client."""
+        answer = httpx.get(f"{self.base_url}{path}", auth=(BMC_USER, BMC_PASSWORD), verify=False)
+        answer.raise_for_status()
+        return answer.json()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+class IpmiSimulators:
+    """`count` IPMI BMCs in one process, each on its own UDP port."""
+
+    def __init__(self, count: int = 2) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="metalyard-ipmi-"))
+        self.ports = [_free_udp_port() for _ in range(count)]
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "IpmiSimulators":
+        log = self.root / "simulator.log"
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "ipmi_bmc.py"), str(self.root), *map(str, self.ports)],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "BMC_PASSWORD": BMC_PASSWORD},
+        )
+        _wait_for(self.process, lambda: "ready" in log.read_text(), log, "the IPMI simulator")
+        return self
+
+    def address(self, index: int = 0) -> str:
+        return f"127.0.0.1:{self.ports[index]}"
+
+    def state(self, index: int = 0) -> dict:
+        """What the BMC was told, as the simulator recorded it."""
+        return json.loads((self.root / f"{self.ports[index]}.json").read_text())
+
+    def ipmitool(self, index: int, *args: str) -> str:
+        """Run Debian's ipmitool against a BMC: a second client, independent of pyghmi."""
+        command = [
+            "ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1",
+            "-p", str(self.ports[index]), "-U", BMC_USER, "-E", *args,
+        ]  # fmt: skip
+        env = {**os.environ, "IPMI_PASSWORD": BMC_PASSWORD}
+        return subprocess.run(
+            command, capture_output=True, text=True, check=True, timeout=30, env=env
+        ).stdout
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
