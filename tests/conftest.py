@@ -1,6 +1,7 @@
 """Fixtures: each database-backed test runs on SQLite and on a real PostgreSQL."""
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from metalyard.auth.scopes import Scope
 from metalyard.config import Settings
 from metalyard.db import Base, Database, upgrade
 from metalyard.db import models as _all_models  # noqa: F401  (registers every table)
+from tests.peers.bmcs import IpmiSimulators, RedfishEmulator
 from tests.peers.postgres import PostgresCluster, find_bindir, free_port
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -131,3 +133,27 @@ def live_server(app) -> Iterator[str]:
     yield url
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redfish() -> Iterator[RedfishEmulator]:
+    """sushy-tools' Redfish emulator with 8 systems, one per test process."""
+    emulator = RedfishEmulator(count=8).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def ipmi() -> Iterator[IpmiSimulators]:
+    """Four IPMI BMCs simulated by pyghmi, one process per test process."""
+    simulators = IpmiSimulators(count=4).start()
+    yield simulators
+    simulators.stop()
+
+
+@pytest.fixture(scope="session")
+def ipmitool() -> None:
+    if shutil.which("ipmitool") is None:
+        if os.environ.get("CI"):
+            pytest.fail("ipmitool is not installed; .ci/run must install it")
+        pytest.skip("ipmitool is not installed (apt-get install ipmitool)")

@@ -4,11 +4,10 @@ import pytest
 
 from metalyard.drivers import BmcTarget, BootDevice, BootMode, PowerAction, PowerState, connect
 from metalyard.errors import BmcAuthFailed, BmcTransient, InvalidInput, Unsupported
-from tests.drivers.conftest import ipmi_target
 
 
 def test_power_on_and_off_reach_the_bmc(ipmi, ipmitool):
-    driver = connect(ipmi_target(ipmi, 0))
+    driver = connect(ipmi.target(0))
     driver.set_power(PowerAction.ON)
     assert driver.get_power_state() is PowerState.ON
     assert ipmi.state(0)["power"] == "on"
@@ -20,11 +19,11 @@ def test_power_on_and_off_reach_the_bmc(ipmi, ipmitool):
 
 def test_power_set_by_ipmitool_is_read_by_the_driver(ipmi, ipmitool):
     ipmi.ipmitool(1, "power", "on")
-    assert connect(ipmi_target(ipmi, 1)).get_power_state() is PowerState.ON
+    assert connect(ipmi.target(1)).get_power_state() is PowerState.ON
 
 
 def test_pxe_boot_set_by_the_driver_is_read_back_by_ipmitool(ipmi, ipmitool):
-    driver = connect(ipmi_target(ipmi, 2))
+    driver = connect(ipmi.target(2))
     driver.set_boot(BootDevice.PXE, mode=BootMode.UEFI)
     flags = ipmi.ipmitool(2, "chassis", "bootparam", "get", "5")
     assert "Force PXE" in flags
@@ -41,17 +40,17 @@ def test_pxe_boot_set_by_the_driver_is_read_back_by_ipmitool(ipmi, ipmitool):
 
 def test_a_wrong_password_is_fatal(ipmi):
     with pytest.raises(BmcAuthFailed, match="refused the credentials"):
-        connect(ipmi_target(ipmi, 3, password="wrong")).get_power_state()
+        connect(ipmi.target(3, password="wrong")).get_power_state()
 
 
 def test_a_bmc_that_does_not_answer_is_transient(ipmi):
     silent = f"127.0.0.1:{ipmi.ports[0] + 7}"
     with pytest.raises(BmcTransient, match="did not answer"):
-        connect(ipmi_target(ipmi, 3, address=silent)).get_power_state()
+        connect(ipmi.target(3, address=silent)).get_power_state()
 
 
 def test_what_the_bmc_lacks_is_unsupported_with_its_reason(ipmi):
-    driver = connect(ipmi_target(ipmi, 3))
+    driver = connect(ipmi.target(3))
     with pytest.raises(Unsupported, match="Invalid command"):
         driver.read_event_log()
     with pytest.raises(Unsupported, match="no firmware interface"):

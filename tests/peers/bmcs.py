@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from metalyard.drivers import BmcTarget
 from tests.peers.postgres import free_port
 from tests.peers.tls import self_signed
 
@@ -103,6 +104,11 @@ class RedfishEmulator:
     def system_url(self, index: int = 0) -> str:
         return f"{self.base_url}/redfish/v1/Systems/{self.uuids[index]}"
 
+    def target(self, index: int = 0, **changes) -> BmcTarget:
+        """How our driver reaches system `index` (with `changes`, e.g. a wrong password)."""
+        fields = {"address": self.system_url(index), "username": BMC_USER, **changes}
+        return BmcTarget(**{"driver": "redfish", "password": BMC_PASSWORD, **fields})
+
     def inject_failures(self, status: int, count: int) -> None:
         self._control("post", "faults", json={"status": status, "count": count})
 
@@ -152,6 +158,10 @@ class IpmiSimulators:
 
     def address(self, index: int = 0) -> str:
         return f"127.0.0.1:{self.ports[index]}"
+
+    def target(self, index: int = 0, **changes) -> BmcTarget:
+        fields = {"address": self.address(index), "username": BMC_USER, **changes}
+        return BmcTarget(**{"driver": "ipmi", "password": BMC_PASSWORD, **fields})
 
     def state(self, index: int = 0) -> dict:
         """What the BMC was told, as the simulator recorded it."""

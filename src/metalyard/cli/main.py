@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 import metalyard
-from metalyard.cli import audit, auth, changes, inventory, orchestrator, regions, server
+from metalyard.cli import audit, auth, changes, drivers, inventory, orchestrator, regions, server
 from metalyard.cli.context import Group, begin
 from metalyard.cli.exit_codes import ExitCode
 
@@ -52,6 +52,12 @@ app.add_typer(inventory.site, name="site", rich_help_panel=INVENTORY)
 app.add_typer(inventory.rack, name="rack", rich_help_panel=INVENTORY)
 app.add_typer(inventory.machine_class, name="machine-class", rich_help_panel=INVENTORY)
 app.add_typer(inventory.asset, name="asset", rich_help_panel=INVENTORY)
+inventory.asset.add_typer(drivers.power, name="power")
+inventory.asset.command("boot")(drivers.boot)
+inventory.asset.add_typer(drivers.bmc, name="bmc")
+inventory.asset.command("firmware")(drivers.firmware)
+inventory.asset.command("sensors")(drivers.sensors)
+app.add_typer(drivers.credential, name="bmc-credential", rich_help_panel=INVENTORY)
 app.add_typer(orchestrator.flow, name="flow", rich_help_panel=FLOWS)
 app.add_typer(orchestrator.run, name="run", rich_help_panel=FLOWS)
 app.add_typer(orchestrator.pool, name="pool", rich_help_panel=FLOWS)

@@ -193,6 +193,52 @@ def db_upgrade():
     typer.echo(f"database {redacted(url)} is at the latest schema revision")
 
 
+@db.command("rotate-key")
+def db_rotate_key(
+    generate: Annotated[
+        bool,
+        typer.Option(
+            help="Make a new key in the data directory's key file, re-encrypt, drop the old."
+        ),
+    ] = False,
+):
+    """Re-encrypt every stored secret (BMC passwords) with the first secret key.
+
+    With METALYARD_SECRET_KEY: put the new key first ("new,old"), run this, then drop the
+    old key. With the data directory's key file (the default), --generate does all three.
+    """
+    from cryptography.fernet import Fernet
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from metalyard import secrets
+    from metalyard.db import Database
+    from metalyard.drivers import service
+
+    settings = load_settings()
+    keys = secrets.configured_keys(settings)
+    if generate:
+        if settings.secret_key:
+            raise typer.BadParameter(
+                "METALYARD_SECRET_KEY is set, so the keys live there: put a new key first "
+                f"(for example {Fernet.generate_key().decode()}) and run this without --generate"
+            )
+        keys = [Fernet.generate_key().decode(), *keys]
+        secrets.write_key_file(secrets.key_file(settings), keys)
+    database = Database(settings.effective_database_url)
+    try:
+        with database.transaction() as session:
+            count = service.rotate_key(session, keyring=secrets.Keyring(keys))
+    except SQLAlchemyError as error:
+        raise _unreachable(settings.effective_database_url, error) from None
+    finally:
+        database.dispose()
+    if generate:
+        secrets.write_key_file(secrets.key_file(settings), keys[:1])
+    typer.echo(f"re-encrypted {count} secret(s) with the first key")
+    if len(keys) > 1 and not generate:
+        typer.echo("the other keys are no longer needed: remove them", err=True)
+
+
 def load_flows(modules: list[str]) -> list[str]:
     """Import the modules that register flows; the names of every flow this process knows."""
     from metalyard.orchestrator.flows import flows, load_flow_modules

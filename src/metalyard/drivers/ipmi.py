@@ -61,31 +61,60 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _Sessions:
+    """One pyghmi command object per BMC and credential, shared by every driver and thread.
+
+    pyghmi keeps one session per BMC and credential, but a second command object for a
+    session that is already logged in waits forever for a login that has happened: so
+    commands are cached here, and calls on one are serialised (a BMC answers one at a time).
+    """
+
+    def __init__(self) -> None:
+        self._commands: dict[tuple, tuple[ipmi_command.Command, threading.Lock]] = {}
+        self._lock = threading.Lock()
+
+    def call(self, key: tuple, login: Callable[[], ipmi_command.Command], work: Callable):
+        with self._lock:
+            entry = self._commands.get(key)
+            if entry is None:
+                entry = self._commands[key] = (login(), threading.Lock())
+        command, lock = entry
+        with lock:
+            return work(command)
+
+    def drop(self, key: tuple) -> ipmi_command.Command | None:
+        with self._lock:
+            entry = self._commands.pop(key, None)
+        return entry[0] if entry else None
+
+
+SESSIONS = _Sessions()
+
+
 class IpmiDriver(Driver, Power, Boot, Inventory, Health, EventLog):
     name = "ipmi"
-
-    # pyghmi's session setup is not safe for concurrent first contact with one BMC.
-    _login_lock = threading.Lock()
 
     def __init__(self, target: BmcTarget) -> None:
         super().__init__(target)
         self._host, self._port = split_address(target.address)
-        self._command: ipmi_command.Command | None = None
+        self._key = (self._host, self._port, target.username, target.password)
+
+    def _login(self) -> ipmi_command.Command:
+        return ipmi_command.Command(
+            bmc=self._host,
+            userid=self.target.username,
+            password=self.target.password,
+            port=self._port,
+        )
 
     def _call(self, work: Callable[[ipmi_command.Command], T]) -> T:
         try:
-            if self._command is None:
-                with self._login_lock:
-                    self._command = ipmi_command.Command(
-                        bmc=self._host,
-                        userid=self.target.username,
-                        password=self.target.password,
-                        port=self._port,
-                    )
-            return work(self._command)
+            return SESSIONS.call(self._key, self._login, work)
         except pyghmi_errors.IpmiException as error:
-            self._command = None
-            raise self._translate(error) from None
+            translated = self._translate(error)
+            if isinstance(translated, BmcTransient):
+                SESSIONS.drop(self._key)  # pyghmi has given up on the session: start anew
+            raise translated from None
         except pyghmi_errors.PyghmiException as error:
             raise Unsupported(f"BMC {self.target.address}: {error}") from None
 
@@ -106,7 +135,7 @@ class IpmiDriver(Driver, Power, Boot, Inventory, Health, EventLog):
         self._call(lambda command: command.get_power())
 
     def close(self) -> None:
-        command, self._command = self._command, None
+        command = SESSIONS.drop(self._key)
         if command is not None:
             command.ipmi_session.logout()
 

@@ -7,7 +7,7 @@ transaction before returning the driver: no database lock is ever held across a 
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from metalyard import drivers
@@ -84,9 +84,13 @@ def rotate_key(session: Session, *, keyring: Keyring) -> int:
     """Re-encrypt every stored secret with the key ring's first key; how many."""
     rows = session.execute(select(BmcCredential.id, BmcCredential.password_encrypted)).all()
     if rows:
-        session.execute(
-            update(BmcCredential),
-            [{"id": ident, "password_encrypted": keyring.rotate(token)} for ident, token in rows],
+        table = BmcCredential.__table__
+        # Through the connection: an ORM bulk update would want each row's version.
+        session.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("ident"))
+            .values(password_encrypted=bindparam("token")),
+            [{"ident": ident, "token": keyring.rotate(token)} for ident, token in rows],
         )
     return len(rows)
 

@@ -8,6 +8,7 @@ import httpx
 from metalyard.auth.schemas import WhoAmI
 from metalyard.schemas import RegionOut
 from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
+from metalyard.sdk.drivers import Bmc, BmcCredentials
 from metalyard.sdk.http import Http
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
 from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
@@ -40,6 +41,8 @@ class Client:
         self.racks = Racks(self._http)
         self.machine_classes = MachineClasses(self._http)
         self.assets = Assets(self._http)
+        self.bmc = Bmc(self._http)
+        self.bmc_credentials = BmcCredentials(self._http)
         self.users = Users(self._http)
         self.teams = Teams(self._http)
         self.projects = Projects(self._http)

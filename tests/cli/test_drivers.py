@@ -1,0 +1,154 @@
+"""`metalyard bmc-credential`, `metalyard asset power|boot|bmc|firmware|sensors` against real
+BMC peers, and `metalyard db rotate-key`."""
+
+import json
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from metalyard.cli.exit_codes import ExitCode
+from metalyard.config import Settings
+from metalyard.drivers.models import BmcCredential
+from metalyard.drivers.schemas import BmcCredentialCreate
+from metalyard.drivers.service import create_credential
+from metalyard.secrets import Keyring, SecretKeyError, configured_keys
+from tests.peers.bmcs import BMC_PASSWORD, BMC_USER
+
+
+@pytest.fixture
+def admin_cli(cli, live_server, tokens):
+    result = cli("region", "add", "test-1", "--url", live_server, "--token", tokens.admin)
+    assert result.exit_code == 0, result.output
+    return cli
+
+
+def enrol(cli, serial: str, driver: str, address: str, credential: str = "fleet") -> None:
+    result = cli(
+        "asset", "create", serial, "--bmc-driver", driver, "--bmc-address", address,
+        "--bmc-credential", credential,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def test_credentials_take_the_password_from_stdin_and_never_show_it(admin_cli):
+    result = admin_cli(
+        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--password-stdin",
+        input=f"{BMC_PASSWORD}\n",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    shown = admin_cli("bmc-credential", "show", "fleet", "-o", "json")
+    assert json.loads(shown.stdout)["username"] == BMC_USER
+    listed = admin_cli("bmc-credential", "list")
+    assert "fleet" in listed.stdout
+    for result in (shown, listed):
+        assert BMC_PASSWORD not in result.output
+
+
+def test_power_boot_check_firmware_and_sensors_over_redfish(admin_cli, redfish):
+    admin_cli(
+        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--password-stdin",
+        input=f"{BMC_PASSWORD}\n",
+    )  # fmt: skip
+    enrol(admin_cli, "SN-CLI-RF", "redfish", redfish.system_url(6))
+
+    result = admin_cli("asset", "power", "on", "SN-CLI-RF", "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"state": "on"}
+    assert json.loads(admin_cli("asset", "power", "status", "SN-CLI-RF", "-o", "json").stdout) == {
+        "state": "on"
+    }
+
+    result = admin_cli("asset", "boot", "pxe", "SN-CLI-RF", "--persistent", "-o", "json")
+    assert json.loads(result.stdout)["device"] == "pxe", result.output
+    assert (
+        redfish.get(f"/redfish/v1/Systems/{redfish.uuids[6]}")["Boot"]["BootSourceOverrideTarget"]
+        == "Pxe"
+    )
+
+    result = admin_cli("asset", "bmc", "check", "SN-CLI-RF")
+    assert result.exit_code == 0 and "redfish" in result.stdout, result.output
+    result = admin_cli("asset", "firmware", "SN-CLI-RF")
+    assert "bios" in result.stdout and "1." in result.stdout, result.output
+    result = admin_cli("asset", "sensors", "SN-CLI-RF")
+    assert "overall health: ok" in result.stderr and "temperature" in result.stdout
+
+    result = admin_cli("asset", "power", "off", "SN-CLI-RF", "-o", "json")
+    assert json.loads(result.stdout) == {"state": "off"}
+
+
+def test_ipmi_power_and_boot_are_read_back_by_ipmitool(admin_cli, ipmi, ipmitool):
+    admin_cli(
+        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--password-stdin",
+        input=f"{BMC_PASSWORD}\n",
+    )  # fmt: skip
+    enrol(admin_cli, "SN-CLI-IPMI", "ipmi", ipmi.address(1))
+    assert admin_cli("asset", "power", "on", "SN-CLI-IPMI").exit_code == 0
+    assert "Chassis Power is on" in ipmi.ipmitool(1, "power", "status")
+    assert admin_cli("asset", "boot", "pxe", "SN-CLI-IPMI").exit_code == 0
+    assert "Force PXE" in ipmi.ipmitool(1, "chassis", "bootparam", "get", "5")
+
+
+def test_a_bmc_failure_prints_the_bmcs_message_and_exits_11(admin_cli, redfish):
+    admin_cli(
+        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--password-stdin",
+        input="wrong-password\n",
+    )  # fmt: skip
+    enrol(admin_cli, "SN-CLI-BAD", "redfish", redfish.system_url(5))
+    result = admin_cli("asset", "power", "status", "SN-CLI-BAD")
+    assert result.exit_code == ExitCode.BMC_FAILED
+    assert "refused the credentials" in result.stderr
+    assert "Traceback" not in result.output
+
+    enrol(admin_cli, "SN-CLI-DOWN", "redfish", "http://127.0.0.1:9/redfish/v1/Systems/1")
+    result = admin_cli("asset", "power", "on", "SN-CLI-DOWN")
+    assert result.exit_code == ExitCode.BMC_FAILED
+    assert "cannot be reached" in result.stderr
+
+
+def _store_credential(database, settings: Settings) -> None:
+    with database.transaction() as session:
+        data = BmcCredentialCreate(name="fleet", username=BMC_USER, password=BMC_PASSWORD)
+        create_credential(session, data=data, keyring=Keyring.from_settings(settings))
+
+
+def _stored_token(database) -> str:
+    with database.transaction(write=False) as session:
+        return session.scalars(select(BmcCredential.password_encrypted)).one()
+
+
+def _server_env(database, settings: Settings, **more: str) -> dict[str, str]:
+    return {
+        "METALYARD_DATA_DIR": str(settings.data_dir),
+        "METALYARD_DATABASE_URL": database.engine.url.render_as_string(hide_password=False),
+        **more,
+    }
+
+
+def test_rotate_key_with_the_key_file_replaces_the_key(cli, database, settings):
+    _store_credential(database, settings)
+    old_keys = configured_keys(settings)
+    result = cli("db", "rotate-key", "--generate", env=_server_env(database, settings))
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 1 secret" in result.stdout
+    new_keys = configured_keys(settings)
+    assert len(new_keys) == 1 and new_keys != old_keys
+    token = _stored_token(database)
+    assert Keyring(new_keys).decrypt(token) == BMC_PASSWORD
+    with pytest.raises(SecretKeyError):
+        Keyring(old_keys).decrypt(token)
+
+
+def test_rotate_key_from_the_environment(cli, database, settings):
+    old = Fernet.generate_key().decode()
+    new = Fernet.generate_key().decode()
+    _store_credential(database, settings.model_copy(update={"secret_key": old}))
+    env = _server_env(database, settings, METALYARD_SECRET_KEY=f"{new},{old}")
+    result = cli("db", "rotate-key", env=env)
+    assert result.exit_code == 0, result.output
+    assert "remove them" in result.stderr
+    assert Keyring([new]).decrypt(_stored_token(database)) == BMC_PASSWORD
+
+    refused = cli("db", "rotate-key", "--generate", env=env)
+    assert refused.exit_code == ExitCode.USAGE
+    assert "METALYARD_SECRET_KEY is set" in refused.output

@@ -1,0 +1,128 @@
+"""BMC credentials and an asset's BMC through the REST API, against the real emulators."""
+
+from sqlalchemy import select
+
+from metalyard.drivers.models import BmcCredential
+from tests.peers.bmcs import BMC_PASSWORD, BMC_USER
+
+
+def add_credential(admin, name: str = "fleet", password: str = BMC_PASSWORD):
+    answer = admin.post(
+        "/v1/bmc-credentials", json={"name": name, "username": BMC_USER, "password": password}
+    )
+    assert answer.status_code == 201, answer.text
+    return answer
+
+
+def add_asset(client, serial: str, driver: str, address: str, credential: str = "fleet"):
+    body = {
+        "serial": serial,
+        "bmc_driver": driver,
+        "bmc_address": address,
+        "bmc_credential": credential,
+    }
+    answer = client.post("/v1/assets", json=body)
+    assert answer.status_code == 201, answer.text
+
+
+def test_passwords_are_never_returned_and_are_encrypted_at_rest(admin, client, database):
+    created = add_credential(admin).json()
+    assert set(created) == {"name", "username", "created_at", "updated_at", "version"}
+    for answer in (
+        client.get("/v1/bmc-credentials/fleet"),
+        client.get("/v1/bmc-credentials"),
+        admin.patch("/v1/bmc-credentials/fleet", json={"password": "N3w-pass"}),
+        admin.get("/v1/audit"),
+    ):
+        assert answer.status_code == 200, answer.text
+        assert BMC_PASSWORD not in answer.text and "N3w-pass" not in answer.text
+    with database.transaction(write=False) as session:
+        stored = session.scalars(select(BmcCredential.password_encrypted)).one()
+    assert "N3w-pass" not in stored and stored.startswith("gAAAA")  # a Fernet token
+
+
+def test_only_admins_manage_credentials(client, admin):
+    body = {"name": "x", "username": "u", "password": "p"}
+    assert client.post("/v1/bmc-credentials", json=body).status_code == 403
+    add_credential(admin, "x")
+    assert client.patch("/v1/bmc-credentials/x", json={"password": "q"}).status_code == 403
+    assert client.delete("/v1/bmc-credentials/x").status_code == 403
+
+
+def test_a_credential_in_use_cannot_be_deleted(admin, client):
+    add_credential(admin)
+    add_asset(client, "SN-CRED", "fake", "fake-1")
+    answer = admin.delete("/v1/bmc-credentials/fleet")
+    assert answer.status_code == 409
+    assert "used by 1 asset" in answer.json()["message"]
+
+
+def test_power_boot_check_firmware_and_sensors_over_redfish(admin, client, redfish):
+    add_credential(admin)
+    add_asset(client, "SN-RF", "redfish", redfish.system_url(7))
+
+    answer = client.post("/v1/assets/SN-RF/power", json={"action": "on"})
+    assert answer.status_code == 202, answer.text
+    assert client.get("/v1/assets/SN-RF/power").json() == {"state": "on"}
+    assert redfish.get(f"/redfish/v1/Systems/{redfish.uuids[7]}")["PowerState"] == "On"
+
+    answer = client.put("/v1/assets/SN-RF/boot", json={"device": "pxe", "persistent": True})
+    assert answer.json()["device"] == "pxe"
+
+    check = client.post("/v1/assets/SN-RF/bmc/check").json()
+    assert check["driver"] == "redfish" and "firmware" in check["capabilities"]
+    assert check["power_state"] == "on"
+
+    firmware = {c["name"] for c in client.get("/v1/assets/SN-RF/firmware").json()}
+    assert {"bios", "bmc"} <= firmware
+    sensors = client.get("/v1/assets/SN-RF/sensors").json()
+    assert sensors["overall"] == "ok" and sensors["sensors"]
+
+    client.post("/v1/assets/SN-RF/power", json={"action": "off"})
+    audit = admin.get("/v1/audit", params={"target": "assets/SN-RF/power"}).json()["items"]
+    assert len(audit) == 2 and all(entry["outcome"] == "success" for entry in audit)
+
+
+def test_ipmi_asset_power_and_unsupported_firmware(admin, client, ipmi):
+    add_credential(admin)
+    add_asset(client, "SN-IPMI", "ipmi", ipmi.address(3))
+    assert client.post("/v1/assets/SN-IPMI/power", json={"action": "on"}).json() == {"state": "on"}
+    answer = client.get("/v1/assets/SN-IPMI/firmware")
+    assert answer.status_code == 422
+    assert answer.json()["code"] == "unsupported"
+    assert "no firmware interface" in answer.json()["message"]
+
+
+def test_bmc_failures_carry_the_bmcs_message(admin, client, redfish):
+    add_credential(admin, password="wrong-password")
+    add_asset(client, "SN-BAD", "redfish", redfish.system_url(0))
+    answer = client.get("/v1/assets/SN-BAD/power")
+    assert answer.status_code == 502
+    assert answer.json()["code"] == "bmc_auth_failed"
+    assert "refused the credentials" in answer.json()["message"]
+
+    add_asset(client, "SN-DOWN", "redfish", "http://127.0.0.1:9/redfish/v1/Systems/1")
+    answer = client.post("/v1/assets/SN-DOWN/power", json={"action": "on"})
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "bmc_transient"
+    assert "cannot be reached" in answer.json()["message"]
+
+
+def test_an_asset_without_address_or_credential_is_told_what_to_set(client):
+    add_asset(client, "SN-NOADDR", "redfish", "", credential="")
+    answer = client.get("/v1/assets/SN-NOADDR/power")
+    assert answer.status_code == 422
+    assert "no BMC address" in answer.json()["message"]
+    add_asset(client, "SN-NOCRED", "ipmi", "127.0.0.1:1623", credential="")
+    assert "no BMC credential" in client.get("/v1/assets/SN-NOCRED/power").json()["message"]
+    add_asset(client, "SN-GHOST", "ipmi", "127.0.0.1:1623", credential="ghost")
+    answer = client.get("/v1/assets/SN-GHOST/power")
+    assert answer.status_code == 404 and "ghost" in answer.json()["message"]
+
+
+def test_fake_assets_need_nothing_set(client):
+    add_asset(client, "SN-FAKE", "fake", "", credential="")
+    assert client.post("/v1/assets/SN-FAKE/power", json={"action": "cycle"}).json() == {
+        "state": "on"
+    }
+    assert client.get("/v1/assets/NOPE/power").status_code == 404
