@@ -16,6 +16,9 @@ ADMIN_ONLY = {
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit/verify"),
     ("PUT", "/v1/pools/{key}"),
+    ("POST", "/v1/bmc-credentials"),
+    ("PATCH", "/v1/bmc-credentials/{name}"),
+    ("DELETE", "/v1/bmc-credentials/{name}"),
 }
 
 

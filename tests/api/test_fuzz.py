@@ -108,6 +108,10 @@ REFERENCES = {
     "owner_team": ("teams", 0.5),
     "project": ("projects", 0.5),
     "flow": ("flows", 0.8),
+    # BMC calls on fuzzed assets go to the fake driver, never to a made-up address on the
+    # network (tests/drivers covers the real protocols against emulators).
+    "bmc_driver": ("bmc-drivers", 1.0),
+    "bmc_address": ("bmc-addresses", 1.0),
 }
 SORTS = ("id", "name", "serial", "hostname", "state", "created_at", "updated_at")
 """Every field some list sorts by (inventory.service); each list refuses the others with 422."""
@@ -178,6 +182,8 @@ def fuzz_config(
             "projects": {"values": [SEEDED["project"]]},
             "flows": {"values": [flow.name for flow in flows] or ["none"]},
             "short-pages": {"values": [1, 2]},
+            "bmc-drivers": {"values": ["fake"]},
+            "bmc-addresses": {"values": ["", "fuzz-node"]},
             "sorts": {"values": [f"{way}{field}" for field in SORTS for way in ("", "-")]},
         },
         "parameters": bindings,

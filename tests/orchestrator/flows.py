@@ -4,6 +4,7 @@ import os
 import time
 from pathlib import Path
 
+from metalyard.drivers import PowerAction, PowerState
 from metalyard.errors import TransientError
 from metalyard.orchestrator.beans import Done, Fail, FunctionTask, Wait
 from metalyard.orchestrator.flows import Bean, Condition, Flow, PoolClaim, RetryPolicy, flows
@@ -144,3 +145,25 @@ def emit_report(ctx):
 
 
 emit_flow = flows.register(Flow(name="test.emit", beans=(Bean("emit", FunctionTask(emit_report)),)))
+
+
+def power_on(ctx):
+    ctx.driver.set_power(PowerAction.ON)
+    return Done({"power": ctx.driver.get_power_state().value})
+
+
+# One bean that reaches the subject's BMC; BMC errors that may pass are retried quickly.
+power_flow = flows.register(
+    Flow(
+        name="test.power_on",
+        beans=(
+            Bean(
+                "power_on",
+                FunctionTask(
+                    power_on, satisfied=lambda ctx: ctx.driver.get_power_state() is PowerState.ON
+                ),
+                retry=RetryPolicy(max_attempts=50, base=0.05, cap=0.2),
+            ),
+        ),
+    )
+)

@@ -248,6 +248,7 @@ def load_flows(modules: list[str]) -> list[str]:
 
 
 def new_worker(database: "Database", settings: "Settings", name: str | None = None) -> "Worker":
+    from metalyard.drivers.service import SubjectDrivers
     from metalyard.orchestrator.worker import Worker
 
     return Worker(
@@ -255,6 +256,7 @@ def new_worker(database: "Database", settings: "Settings", name: str | None = No
         concurrency=settings.worker_concurrency,
         lease=settings.worker_lease_seconds,
         name=name,
+        drivers=SubjectDrivers(database, settings),
     )
 
 

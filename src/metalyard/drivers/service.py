@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from metalyard import drivers
 from metalyard.config import Settings
+from metalyard.db import Database
 from metalyard.db.lookup import check_version, get_by
 from metalyard.db.pagination import Page, paginate, parse_sort
 from metalyard.drivers.base import BmcTarget, Driver, PowerState
@@ -19,6 +20,7 @@ from metalyard.drivers.models import BmcCredential
 from metalyard.drivers.schemas import BmcCredentialCreate, BmcCredentialUpdate
 from metalyard.errors import AlreadyExists, Conflict, InvalidInput
 from metalyard.inventory.models import Asset
+from metalyard.orchestrator.beans import Subject
 from metalyard.secrets import Keyring
 
 # Credentials ---------------------------------------------------------------------------
@@ -155,3 +157,23 @@ def check(driver: Driver) -> BmcCheck:
         power_state=power,
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
     )
+
+
+class SubjectDrivers:
+    """The worker's seam to BMCs: the driver of a run's subject (`asset:SERIAL`)."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self._database = database
+        self._settings = settings
+        self._keyring: Keyring | None = None
+
+    def __call__(self, subject: Subject) -> Driver:
+        if subject.kind != "asset":
+            raise LookupError(f"only assets have BMCs, not {subject}")
+        if self._keyring is None:
+            self._keyring = Keyring.from_settings(self._settings)
+        with self._database.transaction(write=False) as session:
+            target = asset_target(
+                session, serial=subject.id, keyring=self._keyring, settings=self._settings
+            )
+        return drivers.connect(target)
