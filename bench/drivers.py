@@ -13,6 +13,7 @@ The emulator is a Werkzeug development server: it, not our client, is the ceilin
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -38,6 +39,12 @@ def read_all(drivers: list[Driver], concurrency: int) -> float:
     return elapsed
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def report(name: str, count: int, timings: list[float]) -> None:
     for run, seconds in enumerate(timings, 1):
         print(f"  {name:<24} run {run}: {seconds:7.2f} s  {count / seconds:9.0f} requests/s")
@@ -60,8 +67,16 @@ def main() -> None:
         started = time.perf_counter()
         redfish[0].get_power_state()  # logs in; the emulator builds its systems on first use
         print(f"  first call (login, emulator warm-up): {time.perf_counter() - started:.2f} s")
+        emulator_cpu, client_cpu = cpu_seconds(emulator.process.pid), time.process_time()
         timings = [read_all(redfish, args.concurrency) for _ in range(args.runs)]
+        emulator_cpu = cpu_seconds(emulator.process.pid) - emulator_cpu
+        client_cpu = time.process_time() - client_cpu
         report("redfish (sushy-tools)", args.systems, timings)
+        requests = args.systems * args.runs
+        print(
+            f"  CPU per request: emulator {emulator_cpu / requests * 1000:.2f} ms, "
+            f"our client {client_cpu / requests * 1000:.2f} ms (of {os.cpu_count()} cores)"
+        )
         print(f"  Redfish sessions opened on the emulator: {len(emulator.open_sessions())}")
     finally:
         emulator.stop()
