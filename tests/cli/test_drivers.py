@@ -13,7 +13,7 @@ from metalyard.drivers.models import BmcCredential
 from metalyard.drivers.schemas import BmcCredentialCreate
 from metalyard.drivers.service import create_credential
 from metalyard.secrets import Keyring, SecretKeyError, configured_keys
-from tests.peers.bmcs import BMC_PASSWORD, BMC_USER
+from tests.peers.bmcs import BMC_PASSWORD, BMC_USER, RedfishEmulator
 
 
 @pytest.fixture
@@ -152,3 +152,20 @@ def test_rotate_key_from_the_environment(cli, database, settings):
     refused = cli("db", "rotate-key", "--generate", env=env)
     assert refused.exit_code == ExitCode.USAGE
     assert "METALYARD_SECRET_KEY is set" in refused.output
+
+
+def test_power_on_waits_for_a_bmc_that_takes_seconds(admin_cli):
+    """The stock emulator applies power changes 1 to 11 s later, as real BMCs lag: poll."""
+    emulator = RedfishEmulator(count=1, instant_power=False).start()
+    try:
+        admin_cli(
+            "bmc-credential", "create", "slow", "--username", BMC_USER, "--password-stdin",
+            input=f"{BMC_PASSWORD}\n",
+        )  # fmt: skip
+        enrol(admin_cli, "SN-CLI-SLOW", "redfish", emulator.system_url(0), credential="slow")
+        result = admin_cli("asset", "power", "on", "SN-CLI-SLOW", "--wait", "30", "-o", "json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == {"state": "on"}
+        assert emulator.get(f"/redfish/v1/Systems/{emulator.uuids[0]}")["PowerState"] == "On"
+    finally:
+        emulator.stop()
