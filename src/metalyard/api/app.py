@@ -19,6 +19,7 @@ from metalyard.drivers import api as drivers_api
 from metalyard.drivers import release_sessions
 from metalyard.inventory import api as inventory_api
 from metalyard.orchestrator import api as orchestrator_api
+from metalyard.procurement import api as procurement_api
 from metalyard.schemas import ErrorBody, RegionOut
 
 ERROR_RESPONSES = {
@@ -68,6 +69,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     for module in (
         inventory_api,
         drivers_api,
+        procurement_api,
         orchestrator_api,
         auth_api,
         changes_api,

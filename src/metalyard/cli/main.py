@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 import metalyard
-from metalyard.cli import audit, auth, changes, drivers, inventory, orchestrator, regions, server
+from metalyard.cli import (
+    audit,
+    auth,
+    changes,
+    drivers,
+    inventory,
+    orchestrator,
+    procurement,
+    regions,
+    server,
+)
 from metalyard.cli.context import Group, begin
 from metalyard.cli.exit_codes import ExitCode
 
@@ -46,7 +56,8 @@ def main(
     begin(context, region=region)
 
 
-INVENTORY, FLOWS, ACCESS = "Inventory", "Flows", "People and access"
+INVENTORY, PROCUREMENT, FLOWS = "Inventory", "Procurement", "Flows"
+ACCESS = "People and access"
 SETUP = "Regions and server"
 app.add_typer(inventory.site, name="site", rich_help_panel=INVENTORY)
 app.add_typer(inventory.rack, name="rack", rich_help_panel=INVENTORY)
@@ -58,6 +69,9 @@ inventory.asset.add_typer(drivers.bmc, name="bmc")
 inventory.asset.command("firmware")(drivers.firmware)
 inventory.asset.command("sensors")(drivers.sensors)
 app.add_typer(drivers.credential, name="bmc-credential", rich_help_panel=INVENTORY)
+app.add_typer(procurement.vendor, name="vendor", rich_help_panel=PROCUREMENT)
+app.add_typer(procurement.profile, name="profile", rich_help_panel=PROCUREMENT)
+inventory.machine_class.command("profiles")(procurement.class_profiles)
 app.add_typer(orchestrator.flow, name="flow", rich_help_panel=FLOWS)
 app.add_typer(orchestrator.run, name="run", rich_help_panel=FLOWS)
 app.add_typer(orchestrator.pool, name="pool", rich_help_panel=FLOWS)

@@ -7,6 +7,7 @@ from metalyard.db.base import Base
 from metalyard.drivers import models as drivers_models
 from metalyard.inventory import models as inventory_models
 from metalyard.orchestrator import models as orchestrator_models
+from metalyard.procurement import models as procurement_models
 
 __all__ = [
     "Base",
@@ -16,4 +17,5 @@ __all__ = [
     "drivers_models",
     "inventory_models",
     "orchestrator_models",
+    "procurement_models",
 ]

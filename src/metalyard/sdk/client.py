@@ -12,6 +12,7 @@ from metalyard.sdk.drivers import Bmc, BmcCredentials
 from metalyard.sdk.http import Http
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
 from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
+from metalyard.sdk.procurement import Profiles, Vendors
 
 
 class Client:
@@ -43,6 +44,8 @@ class Client:
         self.assets = Assets(self._http)
         self.bmc = Bmc(self._http)
         self.bmc_credentials = BmcCredentials(self._http)
+        self.vendors = Vendors(self._http)
+        self.profiles = Profiles(self._http)
         self.users = Users(self._http)
         self.teams = Teams(self._http)
         self.projects = Projects(self._http)

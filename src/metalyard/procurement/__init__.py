@@ -1,0 +1,1 @@
+"""Procurement: vendors, versioned hardware profiles, purchase orders, and matching."""
