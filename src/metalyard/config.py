@@ -6,7 +6,15 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_MAKER_CHECKER = ("asset.decommission", "asset.leave_baremetal", "asset.delete")
+DEFAULT_MAKER_CHECKER = (
+    "asset.decommission",
+    "asset.leave_baremetal",
+    "asset.delete",
+    "purchase_request.approve",
+)
+
+BUILTIN_FLOW_MODULES = ("metalyard.procurement.flows",)
+"""Flows of the built-in concepts, which every worker runs."""
 
 
 class Settings(BaseSettings):

@@ -18,6 +18,7 @@ from metalyard.db import Database
 from metalyard.drivers import api as drivers_api
 from metalyard.drivers import release_sessions
 from metalyard.inventory import api as inventory_api
+from metalyard.network import api as network_api
 from metalyard.orchestrator import api as orchestrator_api
 from metalyard.procurement import api as procurement_api
 from metalyard.schemas import ErrorBody, RegionOut
@@ -69,6 +70,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     for module in (
         inventory_api,
         drivers_api,
+        network_api,
         procurement_api,
         orchestrator_api,
         auth_api,

@@ -14,6 +14,7 @@ from metalyard.cli import (
     changes,
     drivers,
     inventory,
+    network,
     orchestrator,
     procurement,
     regions,
@@ -59,6 +60,7 @@ def main(
 INVENTORY, PROCUREMENT, FLOWS = "Inventory", "Procurement", "Flows"
 ACCESS = "People and access"
 SETUP = "Regions and server"
+NETWORK = "Network"
 app.add_typer(inventory.site, name="site", rich_help_panel=INVENTORY)
 app.add_typer(inventory.rack, name="rack", rich_help_panel=INVENTORY)
 app.add_typer(inventory.machine_class, name="machine-class", rich_help_panel=INVENTORY)
@@ -69,8 +71,13 @@ inventory.asset.add_typer(drivers.bmc, name="bmc")
 inventory.asset.command("firmware")(drivers.firmware)
 inventory.asset.command("sensors")(drivers.sensors)
 app.add_typer(drivers.credential, name="bmc-credential", rich_help_panel=INVENTORY)
+app.add_typer(network.prefix, name="prefix", rich_help_panel=NETWORK)
+app.add_typer(network.ip, name="ip", rich_help_panel=NETWORK)
 app.add_typer(procurement.vendor, name="vendor", rich_help_panel=PROCUREMENT)
 app.add_typer(procurement.profile, name="profile", rich_help_panel=PROCUREMENT)
+app.add_typer(procurement.purchase_request, name="purchase-request", rich_help_panel=PROCUREMENT)
+app.add_typer(procurement.order, name="order", rich_help_panel=PROCUREMENT)
+app.add_typer(procurement.procurement, name="procurement", rich_help_panel=PROCUREMENT)
 inventory.machine_class.command("profiles")(procurement.class_profiles)
 app.add_typer(orchestrator.flow, name="flow", rich_help_panel=FLOWS)
 app.add_typer(orchestrator.run, name="run", rich_help_panel=FLOWS)

@@ -138,6 +138,8 @@ def worker(
     servers). SIGTERM or Ctrl-C stops it once its running beans end; a second one stops it at
     once, and other workers re-run its beans when their leases expire.
     """
+    from metalyard.drivers import release_sessions
+
     settings = load_settings(worker_concurrency=concurrency)
     known = load_flows([*settings.flow_modules, *(flows or [])])
     database = open_database(settings)
@@ -172,6 +174,7 @@ def worker(
         thread.join()
     finally:
         database.dispose()
+        release_sessions()  # BMCs have few session slots: give ours back
     if not received:
         fail(f"worker {running.name} stopped unexpectedly (see the log above)", ExitCode.PROBLEMS)
     typer.echo(f"worker {running.name} stopped after {running.executed} bean execution(s)")
@@ -240,14 +243,17 @@ def db_rotate_key(
 
 
 def load_flows(modules: list[str]) -> list[str]:
-    """Import the modules that register flows; the names of every flow this process knows."""
+    """Import the modules that register flows (the built-in concepts' first); the names of
+    every flow this process knows."""
+    from metalyard.config import BUILTIN_FLOW_MODULES
     from metalyard.orchestrator.flows import flows, load_flow_modules
 
-    load_flow_modules(modules)
+    load_flow_modules([*BUILTIN_FLOW_MODULES, *modules])
     return [flow.name for flow in flows]
 
 
 def new_worker(database: "Database", settings: "Settings", name: str | None = None) -> "Worker":
+    from metalyard.db import models  # noqa: F401  (every mapper: beans may touch any table)
     from metalyard.drivers.service import SubjectDrivers
     from metalyard.orchestrator.worker import Worker
 

@@ -6,6 +6,7 @@ from metalyard.auth.changes import models as changes_models
 from metalyard.db.base import Base
 from metalyard.drivers import models as drivers_models
 from metalyard.inventory import models as inventory_models
+from metalyard.network import models as network_models
 from metalyard.orchestrator import models as orchestrator_models
 from metalyard.procurement import models as procurement_models
 
@@ -16,6 +17,7 @@ __all__ = [
     "changes_models",
     "drivers_models",
     "inventory_models",
+    "network_models",
     "orchestrator_models",
     "procurement_models",
 ]

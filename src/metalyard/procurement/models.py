@@ -1,12 +1,17 @@
-"""Procurement tables: vendors, hardware profiles and their immutable versions."""
+"""Procurement tables: vendors, versioned hardware profiles, requests, orders, deliveries."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from metalyard.db import Base, TimestampMixin, VersionedMixin, utcnow
+from metalyard.procurement.states import MatchOutcome, OrderState, RequestState, StageState
+
+
+def _enum(cls) -> Enum:
+    return Enum(cls, native_enum=False, length=32, validate_strings=True)
 
 
 class Vendor(TimestampMixin, VersionedMixin, Base):
@@ -63,3 +68,147 @@ class MachineClassProfile(Base):
     profile_version_id: Mapped[int] = mapped_column(
         ForeignKey("profile_versions.id", ondelete="RESTRICT"), primary_key=True, index=True
     )
+
+
+# Purchases -----------------------------------------------------------------------------
+
+
+class PurchaseRequest(TimestampMixin, VersionedMixin, Base):
+    """What someone wants bought; approved (by a second person), it becomes orders."""
+
+    __tablename__ = "purchase_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(256))
+    region: Mapped[str] = mapped_column(String(64))
+    state: Mapped[RequestState] = mapped_column(_enum(RequestState), default=RequestState.OPEN)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    lines: Mapped[list["RequestLine"]] = relationship(
+        cascade="all, delete-orphan", order_by="RequestLine.id", lazy="selectin"
+    )
+
+
+class RequestLine(Base):
+    __tablename__ = "purchase_request_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("purchase_requests.id", ondelete="CASCADE"), index=True
+    )
+    profile_version_id: Mapped[int] = mapped_column(
+        ForeignKey("profile_versions.id", ondelete="RESTRICT")
+    )
+    quantity: Mapped[int]
+
+    profile_version: Mapped[ProfileVersion] = relationship(lazy="joined")
+
+
+class PurchaseOrder(TimestampMixin, VersionedMixin, Base):
+    """One vendor, one region; its state follows from its stages and lines (see service)."""
+
+    __tablename__ = "purchase_orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id", ondelete="RESTRICT"))
+    region: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("purchase_requests.id", ondelete="RESTRICT")
+    )
+    state: Mapped[OrderState] = mapped_column(_enum(OrderState), default=OrderState.DRAFT)
+
+    vendor: Mapped[Vendor] = relationship(lazy="joined")
+    lines: Mapped[list["OrderLine"]] = relationship(
+        cascade="all, delete-orphan", order_by="OrderLine.id", lazy="selectin"
+    )
+    stages: Mapped[list["DeliveryStage"]] = relationship(
+        cascade="all, delete-orphan", order_by="DeliveryStage.number", lazy="selectin"
+    )
+
+
+class OrderLine(Base):
+    __tablename__ = "purchase_order_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True
+    )
+    profile_version_id: Mapped[int] = mapped_column(
+        ForeignKey("profile_versions.id", ondelete="RESTRICT"), index=True
+    )
+    quantity: Mapped[int]
+
+    profile_version: Mapped[ProfileVersion] = relationship(lazy="joined")
+
+
+class ExpectedSerial(Base):
+    """A serial number the vendor's packing list promises for a line."""
+
+    __tablename__ = "expected_serials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line_id: Mapped[int] = mapped_column(
+        ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True
+    )
+    serial: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class DeliveryStage(Base):
+    __tablename__ = "delivery_stages"
+    __table_args__ = (UniqueConstraint("order_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("purchase_orders.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    quantity: Mapped[int]
+    expected_on: Mapped[date]
+    state: Mapped[StageState] = mapped_column(_enum(StageState), default=StageState.PLANNED)
+
+
+class OrderEvent(Base):
+    """Every transition of an order or its stages, and every alert: who, when, why."""
+
+    __tablename__ = "purchase_order_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    """`order`, `stage`, `match` or `alert`."""
+    subject: Mapped[str] = mapped_column(String(128), default="")
+    from_state: Mapped[str] = mapped_column(String(32), default="")
+    to_state: Mapped[str] = mapped_column(String(32), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class AssetMatch(Base):
+    """How a discovered asset met procurement: matched to a line, or raised as unknown."""
+
+    __tablename__ = "asset_matches"
+
+    asset_id: Mapped[int] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True
+    )
+    line_id: Mapped[int | None] = mapped_column(
+        ForeignKey("purchase_order_lines.id", ondelete="RESTRICT"), index=True
+    )
+    outcome: Mapped[MatchOutcome] = mapped_column(_enum(MatchOutcome))
+    matched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    passed_at: Mapped[datetime | None]
+    """When the asset passed evaluation; the order closes once every unit has."""
+
+
+class WebhookSubscription(TimestampMixin, Base):
+    """Where order events are posted: one order's stakeholders, or every order's (no order)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2048))
+    created_by: Mapped[str] = mapped_column(String(128), default="")

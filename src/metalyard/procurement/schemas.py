@@ -1,11 +1,12 @@
 """API shapes of vendors and hardware profiles; a profile version's spec is what a server
 must be to pass evaluation."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from metalyard.procurement.states import MatchOutcome, OrderState, RequestState, StageState
 from metalyard.schemas import Name, OutSchema, Schema, Text, Unset
 
 Model = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -145,3 +146,169 @@ def profile_out(profile: Any) -> ProfileOut:
         versions=numbers,
         created_at=profile.created_at,
     )
+
+
+# Requests and orders -------------------------------------------------------------------
+
+
+class LineIn(Schema):
+    vendor: Name
+    profile: Name
+    version: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=100_000)
+
+
+class PurchaseRequestCreate(Schema):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    lines: list[LineIn] = Field(min_length=1, max_length=256)
+
+
+class RequestLineOut(OutSchema):
+    vendor: str
+    profile: str
+    version: int
+    quantity: int
+
+
+class PurchaseRequestOut(OutSchema):
+    id: int
+    title: str
+    region: str
+    state: RequestState
+    requested_by: str
+    lines: list[RequestLineOut]
+    orders: list[str] = Field(default_factory=list, description="Orders made from it.")
+    created_at: datetime
+
+
+class Decision(Schema):
+    reason: Text = ""
+
+
+class StageIn(Schema):
+    quantity: int = Field(ge=1, le=100_000)
+    expected_on: date
+
+
+class OrderLineOut(OutSchema):
+    id: int
+    profile: str
+    version: int
+    quantity: int
+    expected_serials: int
+    discovered: int
+    passed: int
+
+
+class StageOut(OutSchema):
+    number: int
+    quantity: int
+    expected_on: date
+    state: StageState
+
+
+class PurchaseOrderOut(OutSchema):
+    number: str
+    vendor: str
+    region: str
+    state: OrderState
+    request_id: int | None
+    lines: list[OrderLineOut]
+    stages: list[StageOut]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PurchaseOrderCreate(Schema):
+    vendor: Name
+    lines: list[LineIn] = Field(min_length=1, max_length=256)
+
+
+class OrderMove(Schema):
+    to: OrderState
+    reason: Text = ""
+    version: int | None = Field(None, description="Refuse the move if the order moved on.")
+
+
+class StageMove(Schema):
+    to: StageState
+    reason: Text = ""
+
+
+class OrderEventOut(OutSchema):
+    at: datetime
+    actor: str
+    kind: str
+    subject: str
+    from_state: str
+    to_state: str
+    reason: str
+
+
+class SerialImportResult(OutSchema):
+    imported: int
+
+
+class WebhookCreate(Schema):
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
+    order: Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        None, description="Only this order's events; every order's when left out."
+    )
+
+
+class WebhookOut(OutSchema):
+    id: int
+    url: str
+    order: str | None
+    created_by: str
+    created_at: datetime
+
+
+# Matching and the report ---------------------------------------------------------------
+
+
+class MatchRequest(Schema):
+    serial: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    profile: ProfileRef | None = Field(
+        None, description="The profile version evaluation found; else the asset's own."
+    )
+
+
+class MatchOut(OutSchema):
+    serial: str
+    outcome: MatchOutcome
+    order: str | None
+    line_id: int | None
+    reason: str
+
+
+class ReportRow(OutSchema):
+    order: str
+    vendor: str
+    region: str
+    state: OrderState
+    ordered: int
+    delivered: int
+    racked: int
+    discovered: int
+    passed: int
+    spare: int
+    overdue: int = Field(description="Units of stages past their date and not yet delivered.")
+
+
+class RegionTotals(OutSchema):
+    region: str
+    ordered: int
+    delivered: int
+    racked: int
+    discovered: int
+    passed: int
+    spare: int
+    overdue: int
+    unknown_assets: list[str]
+
+
+class ReportOut(OutSchema):
+    orders: list[ReportRow]
+    regions: list[RegionTotals]

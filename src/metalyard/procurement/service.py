@@ -6,7 +6,7 @@ changed configuration is a new version, so that what was bought stays what was b
 
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from metalyard.auth.actor import Actor
@@ -17,7 +17,9 @@ from metalyard.inventory.models import MachineClass
 from metalyard.procurement.models import (
     HardwareProfile,
     MachineClassProfile,
+    OrderLine,
     ProfileVersion,
+    RequestLine,
     Vendor,
 )
 from metalyard.procurement.schemas import (
@@ -156,9 +158,13 @@ def get_version(session: Session, *, vendor: str, name: str, number: int) -> Pro
 
 
 def version_in_use(session: Session, version: ProfileVersion) -> bool:
-    return bool(
-        session.scalar(select(exists().where(MachineClassProfile.profile_version_id == version.id)))
+    """Mapped to a machine class, requested or ordered: then it is frozen."""
+    users = (
+        exists().where(MachineClassProfile.profile_version_id == version.id),
+        exists().where(RequestLine.profile_version_id == version.id),
+        exists().where(OrderLine.profile_version_id == version.id),
     )
+    return bool(session.scalar(select(or_(*users))))
 
 
 def update_version(

@@ -11,8 +11,15 @@ from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, U
 from metalyard.sdk.drivers import Bmc, BmcCredentials
 from metalyard.sdk.http import Http
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
+from metalyard.sdk.network import IpAllocations, Prefixes
 from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
-from metalyard.sdk.procurement import Profiles, Vendors
+from metalyard.sdk.procurement import (
+    Procurement,
+    Profiles,
+    PurchaseOrders,
+    PurchaseRequests,
+    Vendors,
+)
 
 
 class Client:
@@ -44,8 +51,13 @@ class Client:
         self.assets = Assets(self._http)
         self.bmc = Bmc(self._http)
         self.bmc_credentials = BmcCredentials(self._http)
+        self.prefixes = Prefixes(self._http)
+        self.ip_allocations = IpAllocations(self._http)
         self.vendors = Vendors(self._http)
         self.profiles = Profiles(self._http)
+        self.purchase_requests = PurchaseRequests(self._http)
+        self.purchase_orders = PurchaseOrders(self._http)
+        self.procurement = Procurement(self._http)
         self.users = Users(self._http)
         self.teams = Teams(self._http)
         self.projects = Projects(self._http)

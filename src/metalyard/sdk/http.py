@@ -90,11 +90,18 @@ class Http:
         params: Params | None = None,
         json: Any = None,
         auth: tuple[str, str] | None = None,
+        content: str | None = None,
+        content_type: str = "text/plain",
     ) -> httpx.Response:
-        """Send one call; raise the metalyard error the answer stands for."""
+        """Send one call; raise the metalyard error the answer stands for.
+
+        The body is `json`, or `content` (text of `content_type`, e.g. a CSV file).
+        """
         headers = {}
         if auth is None and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        if content is not None:
+            headers["Content-Type"] = content_type
         attempts = 1 + (self.retries if method in IDEMPOTENT_METHODS else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -104,6 +111,7 @@ class Http:
                     path,
                     params=_query(params),
                     json=None if json is None else to_jsonable_python(json),
+                    content=None if content is None else content.encode(),
                     headers=headers,
                     auth=auth or httpx.USE_CLIENT_DEFAULT,
                 )

@@ -1,13 +1,29 @@
-"""Vendors and hardware profiles: `client.vendors`, `client.profiles`."""
+"""Procurement: `client.vendors`, `client.profiles`, `client.purchase_requests`,
+`client.purchase_orders`, `client.procurement` (matching, report, webhooks)."""
 
 from __future__ import annotations  # `list` is also a method name here
 
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
-from metalyard.procurement.schemas import ProfileOut, ProfileVersionOut, SpecChange, VendorOut
+from metalyard.auth.changes.schemas import ChangeRequestOut
+from metalyard.procurement.schemas import (
+    MatchOut,
+    OrderEventOut,
+    ProfileOut,
+    ProfileVersionOut,
+    PurchaseOrderOut,
+    PurchaseRequestOut,
+    ReportOut,
+    SerialImportResult,
+    SpecChange,
+    VendorOut,
+    WebhookOut,
+)
 from metalyard.sdk.base import Data, Namespace, with_version
 from metalyard.sdk.http import body, parse, segment
+from metalyard.sdk.inventory import ACCEPTED
 
 
 class Vendors(Namespace):
@@ -87,3 +103,103 @@ class Profiles(Namespace):
     @staticmethod
     def _class_path(machine_class: str) -> str:
         return f"/v1/machine-classes/{segment(machine_class)}/profile-versions"
+
+
+class PurchaseRequests(Namespace):
+    path = "/v1/purchase-requests"
+
+    def list(
+        self, *, state: str | None = None, page_size: int | None = None
+    ) -> Iterator[PurchaseRequestOut]:
+        return self._http.pages(self.path, PurchaseRequestOut, {"state": state}, page_size)
+
+    def get(self, request_id: int) -> PurchaseRequestOut:
+        return self._http.get(self._item(request_id), PurchaseRequestOut)
+
+    def create(self, title: str, lines: list[dict[str, Any]]) -> PurchaseRequestOut:
+        payload = {"title": title, "lines": lines}
+        return self._http.send("POST", self.path, PurchaseRequestOut, json=payload)
+
+    def approve(self, request_id: int, reason: str = "") -> PurchaseRequestOut | ChangeRequestOut:
+        """Approved, or (by default) a change request waiting for a second person."""
+        answer = self._http.request(
+            "POST", self._item(request_id, "approve"), json={"reason": reason}
+        )
+        model = ChangeRequestOut if answer.status_code == ACCEPTED else PurchaseRequestOut
+        return parse(model, answer.json())
+
+    def reject(self, request_id: int) -> PurchaseRequestOut:
+        return self._http.send("POST", self._item(request_id, "reject"), PurchaseRequestOut)
+
+
+class PurchaseOrders(Namespace):
+    path = "/v1/purchase-orders"
+
+    def list(
+        self, *, state: str | None = None, page_size: int | None = None
+    ) -> Iterator[PurchaseOrderOut]:
+        return self._http.pages(self.path, PurchaseOrderOut, {"state": state}, page_size)
+
+    def get(self, number: str) -> PurchaseOrderOut:
+        return self._http.get(self._item(number), PurchaseOrderOut)
+
+    def create(self, vendor: str, lines: list[dict[str, Any]]) -> PurchaseOrderOut:
+        payload = {"vendor": vendor, "lines": lines}
+        return self._http.send("POST", self.path, PurchaseOrderOut, json=payload)
+
+    def transition(
+        self, number: str, to: str, *, reason: str = "", version: int | None = None
+    ) -> PurchaseOrderOut:
+        payload = with_version({"to": to, "reason": reason}, version)
+        path = self._item(number, "transition")
+        return self._http.send("POST", path, PurchaseOrderOut, json=payload)
+
+    def add_stage(self, number: str, quantity: int, expected_on: date) -> PurchaseOrderOut:
+        payload = {"quantity": quantity, "expected_on": expected_on.isoformat()}
+        return self._http.send("POST", self._item(number, "stages"), PurchaseOrderOut, json=payload)
+
+    def move_stage(self, number: str, stage: int, to: str, reason: str = "") -> PurchaseOrderOut:
+        path = self._item(number, "stages", stage, "transition")
+        return self._http.send("POST", path, PurchaseOrderOut, json={"to": to, "reason": reason})
+
+    def import_serials(self, number: str, csv_text: str) -> SerialImportResult:
+        answer = self._http.request(
+            "POST", self._item(number, "serials"), content=csv_text, content_type="text/csv"
+        )
+        return parse(SerialImportResult, answer.json())
+
+    def events(self, number: str) -> list[OrderEventOut]:
+        answer = self._http.request("GET", self._item(number, "events"))
+        return [parse(OrderEventOut, event) for event in answer.json()]
+
+
+class Procurement(Namespace):
+    """Matching discovered assets to orders, the report, and webhooks."""
+
+    path = "/v1/procurement"
+
+    def match(self, serial: str, *, profile: tuple[str, str, int] | None = None) -> MatchOut:
+        payload: dict[str, Any] = {"serial": serial}
+        if profile:
+            payload["profile"] = dict(zip(("vendor", "profile", "version"), profile, strict=True))
+        return self._http.send("POST", self._item("matches"), MatchOut, json=payload)
+
+    def passed(self, serial: str) -> MatchOut:
+        return self._http.send("POST", self._item("matches", serial, "passed"), MatchOut)
+
+    def report(self) -> ReportOut:
+        return self._http.get(self._item("report"), ReportOut)
+
+    def report_csv(self) -> str:
+        return self._http.request("GET", self._item("report"), params={"format": "csv"}).text
+
+    def webhooks(self) -> list[WebhookOut]:
+        answer = self._http.request("GET", self._item("webhooks"))
+        return [parse(WebhookOut, hook) for hook in answer.json()]
+
+    def add_webhook(self, url: str, *, order: str | None = None) -> WebhookOut:
+        payload = {"url": url, "order": order}
+        return self._http.send("POST", self._item("webhooks"), WebhookOut, json=payload)
+
+    def delete_webhook(self, hook_id: int) -> None:
+        self._http.request("DELETE", self._item("webhooks", hook_id))

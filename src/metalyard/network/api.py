@@ -1,0 +1,176 @@
+"""IPAM routes: prefixes with their reserved ranges, and IP allocations; thin over the service."""
+
+from typing import Annotated
+
+from fastapi import Path, Query, Response, status
+
+from metalyard.api.deps import IdPath, PageDep, SessionDep
+from metalyard.api.routing import secured_router
+from metalyard.network import service
+from metalyard.network.addressing import PrefixRole
+from metalyard.network.schemas import (
+    InterfaceName,
+    IpAllocationCreate,
+    IpAllocationOut,
+    PrefixCreate,
+    PrefixOut,
+    PrefixUpdate,
+    ReservedRangeCreate,
+    ReservedRangeOut,
+    Serial,
+    prefix_out,
+)
+from metalyard.schemas import Name, PageOut
+
+prefixes = secured_router(prefix="/prefixes", tags=["prefixes"])
+ip_allocations = secured_router(prefix="/ip-allocations", tags=["ip allocations"])
+routers = [prefixes, ip_allocations]
+
+AddressPath = Annotated[
+    str, Path(max_length=64, description="An IPv4 or IPv6 address, like 10.0.0.5.")
+]
+PrefixIdQuery = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Prefix id.")]
+SortQuery = Annotated[
+    str, Query(max_length=32, description="Field to sort by; `-` for descending.")
+]
+
+
+# Prefixes ------------------------------------------------------------------------------
+
+
+@prefixes.get("", response_model=PageOut[PrefixOut])
+def list_prefixes(
+    session: SessionDep,
+    page: PageDep,
+    site: Name | None = None,
+    role: PrefixRole | None = None,
+    cidr: Annotated[str | None, Query(max_length=64, description="Exactly this CIDR.")] = None,
+    contains: Annotated[
+        str | None, Query(max_length=64, description="The prefix holding this address.")
+    ] = None,
+    sort: SortQuery = "id",
+):
+    result = service.list_prefixes(
+        session,
+        site=site,
+        role=role,
+        cidr=cidr,
+        contains_address=contains,
+        sort=sort,
+        limit=page.limit,
+        cursor=page.cursor,
+    )
+    return PageOut(items=[prefix_out(p) for p in result.items], next_cursor=result.next_cursor)
+
+
+@prefixes.post("", response_model=PrefixOut, status_code=status.HTTP_201_CREATED)
+def create_prefix(body: PrefixCreate, session: SessionDep):
+    """Add a prefix to a site; it may not overlap any other prefix of the region."""
+    return prefix_out(service.create_prefix(session, data=body))
+
+
+@prefixes.get("/{prefix_id}", response_model=PrefixOut)
+def get_prefix(prefix_id: IdPath, session: SessionDep):
+    return prefix_out(service.get_prefix(session, prefix_id=prefix_id))
+
+
+@prefixes.patch("/{prefix_id}", response_model=PrefixOut)
+def update_prefix(prefix_id: IdPath, body: PrefixUpdate, session: SessionDep):
+    """Send the `version` you read: a stale write is refused with 409."""
+    return prefix_out(service.update_prefix(session, prefix_id=prefix_id, data=body))
+
+
+@prefixes.delete("/{prefix_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_prefix(prefix_id: IdPath, session: SessionDep) -> None:
+    """Delete a prefix none of whose addresses is allocated (its reserved ranges go with it)."""
+    service.delete_prefix(session, prefix_id=prefix_id)
+
+
+@prefixes.get("/{prefix_id}/reserved-ranges", response_model=list[ReservedRangeOut])
+def list_reserved_ranges(prefix_id: IdPath, session: SessionDep):
+    """Every reserved range of the prefix, in address order (a prefix has at most 64)."""
+    return service.list_reserved_ranges(session, prefix_id=prefix_id)
+
+
+@prefixes.post(
+    "/{prefix_id}/reserved-ranges",
+    response_model=ReservedRangeOut,
+    status_code=status.HTTP_201_CREATED,
+)
+def reserve_range(prefix_id: IdPath, body: ReservedRangeCreate, session: SessionDep):
+    """Keep addresses out of allocation; refused if one of them is allocated already."""
+    return service.reserve_range(session, prefix_id=prefix_id, data=body)
+
+
+@prefixes.delete("/{prefix_id}/reserved-ranges/{range_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_reserved_range(prefix_id: IdPath, range_id: IdPath, session: SessionDep) -> None:
+    service.delete_reserved_range(session, prefix_id=prefix_id, range_id=range_id)
+
+
+# IP allocations ------------------------------------------------------------------------
+
+
+@ip_allocations.get("", response_model=PageOut[IpAllocationOut])
+def list_ip_allocations(
+    session: SessionDep,
+    page: PageDep,
+    prefix_id: PrefixIdQuery = None,
+    serial: Serial | None = None,
+    interface: InterfaceName | None = None,
+    site: Name | None = None,
+    role: PrefixRole | None = None,
+    sort: SortQuery = "id",
+):
+    where = service.AllocationFilter(
+        prefix_id=prefix_id, serial=serial, interface=interface, site=site, role=role
+    )
+    return service.list_allocations(
+        session, where=where, sort=sort, limit=page.limit, cursor=page.cursor
+    )
+
+
+@ip_allocations.post(
+    "",
+    response_model=IpAllocationOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {
+            "model": IpAllocationOut,
+            "description": "The interface already held an address there: that one",
+        }
+    },
+)
+def allocate_ip(body: IpAllocationCreate, session: SessionDep, response: Response):
+    """An address for an asset's interface, from a prefix or from a site's prefixes of a role.
+
+    Idempotent: an interface that already holds an address there gets it again (200).
+    """
+    result = service.allocate(session, data=body)
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return result.allocation
+
+
+@ip_allocations.delete("", response_model=list[IpAllocationOut])
+def release_interface_ips(
+    session: SessionDep,
+    serial: Serial,
+    interface: Annotated[
+        InterfaceName | None, Query(description="Only this interface's addresses.")
+    ] = None,
+    prefix_id: PrefixIdQuery = None,
+):
+    """Release what an asset, or one of its interfaces, holds; answers what was released."""
+    return service.release_interface(
+        session, serial=serial, interface=interface, prefix_id=prefix_id
+    )
+
+
+@ip_allocations.get("/{address}", response_model=IpAllocationOut)
+def get_ip_allocation(address: AddressPath, session: SessionDep):
+    return service.get_allocation(session, address=address)
+
+
+@ip_allocations.delete("/{address}", status_code=status.HTTP_204_NO_CONTENT)
+def release_ip(address: AddressPath, session: SessionDep) -> None:
+    service.release(session, address=address)
