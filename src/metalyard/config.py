@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     are taken over after this."""
     embedded_worker: bool = True
     """`serve` runs a worker in the same process (the zero-setup default)."""
+    agent_kernel_url: str = ""
+    """Where iPXE fetches the agent's kernel; empty: `<this server>/boot/agent/vmlinuz`,
+    served from `<data dir>/agent/`."""
+    agent_initrd_url: str = ""
+    """Where iPXE fetches the agent's initrd; empty: `<this server>/boot/agent/initrd.img`."""
     maker_checker: list[str] = Field(default_factory=lambda: list(DEFAULT_MAKER_CHECKER))
     """Actions that wait for a second person's approval."""
 

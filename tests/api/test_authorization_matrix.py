@@ -5,7 +5,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-PUBLIC = {("GET", "/v1/region")}
+PUBLIC = {("GET", "/v1/region"), ("GET", "/boot/ipxe"), ("GET", "/boot/agent/{name}")}
 ANY_TOKEN = {("POST", "/v1/tokens"), ("DELETE", "/v1/tokens/{token_id}")}
 ADMIN_ONLY = {
     ("POST", "/v1/users"),

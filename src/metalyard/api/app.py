@@ -80,6 +80,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         for router in module.routers:
             v1.include_router(router)
     app.include_router(v1)
+    app.include_router(network_api.boot)  # iPXE asks at /boot/ipxe, without a token
     return app
 
 

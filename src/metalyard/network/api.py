@@ -2,13 +2,17 @@
 
 from typing import Annotated
 
-from fastapi import Path, Query, Response, status
+from fastapi import Path, Query, Request, Response, status
+from fastapi.responses import FileResponse, PlainTextResponse
 
-from metalyard.api.deps import IdPath, PageDep, SessionDep
-from metalyard.api.routing import secured_router
+from metalyard.api.deps import IdPath, PageDep, SessionDep, SettingsDep
+from metalyard.api.routing import open_router, secured_router
+from metalyard.errors import NotFound
+from metalyard.network import boot as pxe
 from metalyard.network import service
 from metalyard.network.addressing import PrefixRole
 from metalyard.network.schemas import (
+    BootRequestOut,
     InterfaceName,
     IpAllocationCreate,
     IpAllocationOut,
@@ -20,7 +24,7 @@ from metalyard.network.schemas import (
     Serial,
     prefix_out,
 )
-from metalyard.schemas import Name, PageOut
+from metalyard.schemas import ErrorBody, Name, PageOut
 
 prefixes = secured_router(prefix="/prefixes", tags=["prefixes"])
 ip_allocations = secured_router(prefix="/ip-allocations", tags=["ip allocations"])
@@ -174,3 +178,64 @@ def get_ip_allocation(address: AddressPath, session: SessionDep):
 @ip_allocations.delete("/{address}", status_code=status.HTTP_204_NO_CONTENT)
 def release_ip(address: AddressPath, session: SessionDep) -> None:
     service.release(session, address=address)
+
+
+# PXE boot ------------------------------------------------------------------------------
+
+boot = open_router(prefix="/boot", tags=["boot"])
+"""Served at the root, not under /v1: iPXE asks here, with no token to send."""
+boot_requests = secured_router(prefix="/boot-requests", tags=["boot"])
+routers.append(boot_requests)
+
+MacQuery = Annotated[
+    str,
+    Query(
+        pattern=r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$",
+        description="The booting interface's MAC, as iPXE's `${net0/mac}` gives it.",
+    ),
+]
+AGENT_FILES = frozenset({"vmlinuz", "initrd.img"})
+
+
+@boot.get(
+    "/ipxe",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def ipxe_script(mac: MacQuery, request: Request, session: SessionDep, settings: SettingsDep):
+    """The iPXE script for this MAC: the agent (unknown, evaluating, SPARE) or the local disk."""
+    answer = pxe.answer_boot(
+        session,
+        mac=mac.lower().replace("-", ":"),
+        base_url=str(request.base_url).rstrip("/"),
+        client=request.client.host if request.client else "",
+        settings=settings,
+    )
+    return PlainTextResponse(answer.script)
+
+
+@boot.get("/agent/{name}", response_class=FileResponse, responses={404: {"model": ErrorBody}})
+def agent_file(
+    name: Annotated[str, Path(description="vmlinuz or initrd.img")], settings: SettingsDep
+):
+    """The agent's kernel and initrd, from `<data dir>/agent/`."""
+    path = settings.data_dir / "agent" / name
+    if name not in AGENT_FILES or not path.is_file():
+        raise NotFound(f"no agent file {name!r}: put vmlinuz and initrd.img in {path.parent}")
+    return FileResponse(path)
+
+
+@boot_requests.get("", response_model=PageOut[BootRequestOut])
+def list_boot_requests(
+    session: SessionDep,
+    page: PageDep,
+    mac: Annotated[str | None, Query(max_length=17)] = None,
+):
+    """What booted, newest first: MAC, asset, and what it was told to boot."""
+    found = pxe.list_boot_requests(
+        session, mac=mac.lower() if mac else None, limit=page.limit, cursor=page.cursor
+    )
+    return PageOut(
+        items=[BootRequestOut.model_validate(r) for r in found.items],
+        next_cursor=found.next_cursor,
+    )

@@ -114,3 +114,20 @@ def _site_without_prefixes(mapper, connection, site: Site) -> None:
             f"site {site.name!r} still has IP prefixes; delete them first "
             f"(metalyard prefix list --site {site.name})"
         )
+
+
+class BootRequest(Base):
+    """An iPXE client asked what to boot: which MAC, which asset it is, what it was told."""
+
+    __tablename__ = "boot_requests"
+    __table_args__ = (Index("ix_boot_requests_mac_id", "mac", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mac: Mapped[str] = mapped_column(String(17))
+    asset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assets.id", ondelete="SET NULL"), index=True
+    )
+    decision: Mapped[str] = mapped_column(String(16))
+    """`agent` (unknown, under evaluation or SPARE), `local` (boot the disk) or `halt`."""
+    client: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -162,3 +162,12 @@ def prefix_out(prefix: Any) -> PrefixOut:
         created_at=prefix.created_at,
         updated_at=prefix.updated_at,
     )
+
+
+class BootRequestOut(OutSchema):
+    id: int
+    mac: str
+    asset_id: int | None
+    decision: str
+    client: str
+    at: datetime
