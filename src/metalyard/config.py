@@ -13,7 +13,7 @@ DEFAULT_MAKER_CHECKER = (
     "purchase_request.approve",
 )
 
-BUILTIN_FLOW_MODULES = ("metalyard.procurement.flows",)
+BUILTIN_FLOW_MODULES = ("metalyard.procurement.flows", "metalyard.discovery.flows")
 """Flows of the built-in concepts, which every worker runs."""
 
 
@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     are taken over after this."""
     embedded_worker: bool = True
     """`serve` runs a worker in the same process (the zero-setup default)."""
+    discovery_networks: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    """Source networks agents may call from (their first contact carries no token): set it
+    to the discovery networks."""
     agent_kernel_url: str = ""
     """Where iPXE fetches the agent's kernel; empty: `<this server>/boot/agent/vmlinuz`,
     served from `<data dir>/agent/`."""
@@ -56,6 +59,26 @@ class Settings(BaseSettings):
     """Where iPXE fetches the agent's initrd; empty: `<this server>/boot/agent/initrd.img`."""
     maker_checker: list[str] = Field(default_factory=lambda: list(DEFAULT_MAKER_CHECKER))
     """Actions that wait for a second person's approval."""
+    public_url: str = Field("", pattern=r"^(https?://[^\s,#]+)?$")
+    """How machines on the provisioning networks reach this server (iPXE fetches its boot
+    script there); empty: scheme://host:port of this server."""
+    dhcp_interface: str = Field("", pattern=r"^[\w.:@-]{0,15}$")
+    """The interface dnsmasq serves (on the provisioning network); no default: a DHCP server
+    answering on every interface of the host would disturb the other networks."""
+    dhcp_hosts_dir: Path = Field(default_factory=lambda data: data["data_dir"] / "dhcp" / "hosts")
+    """dnsmasq's `dhcp-hostsdir`: one file per known MAC, kept in step by `metalyard dhcp
+    sync`; dnsmasq's user (nobody) must be able to read it."""
+    dhcp_pid_file: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "dhcp" / "dnsmasq.pid"
+    )
+    """dnsmasq's pid file, which the sync signals (SIGHUP) when hosts were removed or changed."""
+    dhcp_known_lease: str = Field("12h", pattern=r"^([0-9]+[smhdw]?|infinite)$")
+    """Lease of a machine IPAM knows (dnsmasq's spelling: 45m, 12h, 1d, infinite)."""
+    dhcp_discovery_lease: str = Field("2m", pattern=r"^([0-9]+[smhdw]?|infinite)$")
+    """Lease of an unknown machine: short, so it takes its fixed address soon after discovery
+    makes it known (dnsmasq's minimum is 2m)."""
+    tftp_root: Path = Path("/usr/lib/ipxe")
+    """Where dnsmasq's TFTP server finds undionly.kpxe and ipxe.efi (Debian's `ipxe`)."""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> "Settings":

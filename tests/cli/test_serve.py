@@ -204,7 +204,10 @@ def test_serve_runs_flows_with_its_embedded_worker(tmp_path):
     settings = {"flow_modules": TEST_FLOWS, "worker_concurrency": "8"}
     with serve(tmp_path, importable=True, **settings) as server:
         assert "with an embedded worker " in server.output
-        assert "(8 beans at once) running flows: test.branch, test.crash" in server.output
+        assert (
+            "(8 beans at once) running flows: discovery.evaluate, procurement.notify, "
+            "test.branch, test.crash" in server.output
+        )
         token = TOKEN_LINE.search(server.output).group(1)
         with Client(server.url, token) as client:
             run = client.runs.start("test.crash", "asset:SN1", {"rack": "r1", "sleep": 0})

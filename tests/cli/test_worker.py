@@ -79,7 +79,7 @@ def test_a_worker_process_runs_flows_and_stops_cleanly_on_sigterm(database, live
         process.wait_for_output(f"worker {name} on database")
         started = process.stdout.splitlines()[0]
         assert f"on database {redacted(database.url)} (4 beans at once)" in started
-        assert "running flows: procurement.notify, test.branch, test.crash, " in started
+        assert "running flows: discovery.evaluate, procurement.notify, test.branch, " in started
         with Client(live_server, tokens.write) as client:
             run = client.runs.start("test.crash", "asset:SN1", {"rack": "r1", "sleep": 0})
             wait_for_run(client, run.id, report_waiting, "waited for its report")

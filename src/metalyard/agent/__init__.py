@@ -22,11 +22,15 @@ from metalyard.agent.facts import (
     SystemFacts,
     collect,
 )
+from metalyard.agent.runtime import Agent, Status, Step
+from metalyard.agent.server import CommandServer
 
 __all__ = [
+    "Agent",
     "Bmc",
     "CommandFailed",
     "CommandNotFound",
+    "CommandServer",
     "CommandTimeout",
     "CpuFacts",
     "DictSource",
@@ -39,6 +43,8 @@ __all__ = [
     "MemoryFacts",
     "Nic",
     "SourceError",
+    "Status",
+    "Step",
     "SystemFacts",
     "collect",
 ]

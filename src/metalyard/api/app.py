@@ -15,6 +15,7 @@ from metalyard.auth.audit import api as audit_api
 from metalyard.auth.changes import api as changes_api
 from metalyard.config import Settings
 from metalyard.db import Database
+from metalyard.discovery import api as discovery_api
 from metalyard.drivers import api as drivers_api
 from metalyard.drivers import release_sessions
 from metalyard.inventory import api as inventory_api
@@ -72,6 +73,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         drivers_api,
         network_api,
         procurement_api,
+        discovery_api,
         orchestrator_api,
         auth_api,
         changes_api,

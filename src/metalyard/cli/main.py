@@ -12,6 +12,8 @@ from metalyard.cli import (
     audit,
     auth,
     changes,
+    dhcp,
+    discovery,
     drivers,
     inventory,
     network,
@@ -70,9 +72,12 @@ inventory.asset.command("boot")(drivers.boot)
 inventory.asset.add_typer(drivers.bmc, name="bmc")
 inventory.asset.command("firmware")(drivers.firmware)
 inventory.asset.command("sensors")(drivers.sensors)
+inventory.asset.command("why")(discovery.why)
+app.add_typer(discovery.discovery, name="discovery", rich_help_panel=INVENTORY)
 app.add_typer(drivers.credential, name="bmc-credential", rich_help_panel=INVENTORY)
 app.add_typer(network.prefix, name="prefix", rich_help_panel=NETWORK)
 app.add_typer(network.ip, name="ip", rich_help_panel=NETWORK)
+app.add_typer(dhcp.dhcp, name="dhcp", rich_help_panel=NETWORK)
 app.add_typer(procurement.vendor, name="vendor", rich_help_panel=PROCUREMENT)
 app.add_typer(procurement.profile, name="profile", rich_help_panel=PROCUREMENT)
 app.add_typer(procurement.purchase_request, name="purchase-request", rich_help_panel=PROCUREMENT)

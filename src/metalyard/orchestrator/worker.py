@@ -45,7 +45,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from metalyard.db import Database, utcnow
 from metalyard.errors import TransientError
@@ -410,7 +412,9 @@ class Worker:
                 outcome = bean.task.run(ctx)
             if "session" in ctx.__dict__:
                 ctx.session.commit()
-        except TransientError as exc:
+        except (TransientError, StaleDataError, OperationalError) as exc:
+            # A row the bean changed was changed by someone else first, or the database was
+            # busy or briefly gone: look again later.
             outcome, error = Retry(bean.retry.delay(claim.failures + 1), str(exc)), str(exc)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"

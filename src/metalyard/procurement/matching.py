@@ -46,10 +46,11 @@ PASSED = frozenset(
 def match_asset(
     session: Session, *, serial: str, profile: ProfileRef | None, region: str, actor: Actor
 ) -> MatchOut:
-    """Match once: a server that boots again keeps the match it got (re-walks are no-ops)."""
+    """Match once: a matched server keeps its line on every later boot (re-walks are no-ops);
+    an unmatched one is tried again, and raised again only if the reason changed."""
     asset = get_by(session, Asset, "asset", serial=serial)
     existing = session.get(AssetMatch, asset.id)
-    if existing is not None:
+    if existing is not None and existing.outcome is MatchOutcome.MATCHED:
         return _out(session, asset, existing, "already matched")
     line = _line_by_serial(session, serial)
     reason = "serial on the packing list"
@@ -61,11 +62,12 @@ def match_asset(
         if line is None:
             outcome = MatchOutcome.OVER_DELIVERED if full else MatchOutcome.UNKNOWN
             line = full
-    match = AssetMatch(
-        asset_id=asset.id,
-        line_id=line.id if line and outcome is MatchOutcome.MATCHED else None,
-        outcome=outcome,
-    )
+    if existing is not None and existing.outcome is outcome:
+        return _out(session, asset, existing, "raised before: still unmatched")
+    match = existing or AssetMatch(asset_id=asset.id)
+    match.line_id = line.id if line and outcome is MatchOutcome.MATCHED else None
+    match.outcome = outcome
+    match.matched_at = utcnow()
     session.add(match)
     session.flush()
     order = session.get(PurchaseOrder, line.order_id) if line else None

@@ -8,6 +8,7 @@ import httpx
 from metalyard.auth.schemas import WhoAmI
 from metalyard.schemas import RegionOut
 from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
+from metalyard.sdk.discovery import Discovery
 from metalyard.sdk.drivers import Bmc, BmcCredentials
 from metalyard.sdk.http import Http
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
@@ -58,6 +59,7 @@ class Client:
         self.purchase_requests = PurchaseRequests(self._http)
         self.purchase_orders = PurchaseOrders(self._http)
         self.procurement = Procurement(self._http)
+        self.discovery = Discovery(self._http)
         self.users = Users(self._http)
         self.teams = Teams(self._http)
         self.projects = Projects(self._http)

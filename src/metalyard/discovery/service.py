@@ -1,0 +1,255 @@
+"""The agent's side of discovery: first contact (BOOT_EVENT), whoami, reports; and what
+discovery shows people (what is booting, why an asset waits).
+
+An agent is recognised by the serial it reads from DMI, else by one of its MACs; a server
+nobody knows is created as DISCOVERED (procurement then raises it as an unknown asset). Each
+boot starts the evaluation flow, or wakes the one already running.
+"""
+
+import hashlib
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from metalyard.auth.actor import Actor
+from metalyard.config import Settings
+from metalyard.db import utcnow
+from metalyard.db.lookup import get_by
+from metalyard.discovery import flows
+from metalyard.discovery.models import AgentSession, Evaluation
+from metalyard.errors import Conflict, Forbidden, Unauthenticated
+from metalyard.inventory import service as inventory
+from metalyard.inventory.lifecycle import AssetState
+from metalyard.inventory.models import Asset, AssetInterface
+from metalyard.inventory.schemas import AssetCreate
+from metalyard.orchestrator import service as orchestrator
+from metalyard.orchestrator.beans import Subject
+from metalyard.orchestrator.models import Run
+from metalyard.orchestrator.states import RunState
+
+AGENT = Actor.system("discovery")
+UNKNOWN_TAG = "discovery.unknown"
+"""On assets discovery created itself: they must match an order before they may serve."""
+WAIT_SECONDS = {AssetState.DISCOVERED: 5, AssetState.EVALUATING: 5, AssetState.QUARANTINED: 60}
+IN_DISCOVERY = (AssetState.DISCOVERED, AssetState.EVALUATING, AssetState.QUARANTINED)
+
+
+@dataclass(frozen=True)
+class AgentView:
+    """What an agent is told: who it is, what to do, and what is wrong."""
+
+    serial: str
+    state: AssetState
+    instruction: dict[str, Any]
+    problems: list[dict[str, str]]
+    token: str | None = None
+
+
+def check_source(address: str, settings: Settings) -> None:
+    """Agents call from the discovery networks only: their first contact has no token."""
+    try:
+        source = ipaddress.ip_address(address)
+    except ValueError:
+        raise Forbidden(f"cannot tell where {address!r} is: agents call from an IP") from None
+    networks = [ipaddress.ip_network(n, strict=False) for n in settings.discovery_networks]
+    if not any(source in network for network in networks if network.version == source.version):
+        raise Forbidden(f"{address} is not on a discovery network")
+
+
+def boot(
+    session: Session, *, facts: dict[str, Any], address: str, port: int | None, region: str
+) -> AgentView:
+    """First contact: recognise or create the asset, keep its facts, issue a token and start
+    (or wake) its evaluation."""
+    asset = _recognise(session, facts)
+    if asset.facts != facts:
+        asset.facts = facts
+    token = secrets.token_urlsafe(32)
+    agent = session.get(AgentSession, asset.id)
+    if agent is None:
+        agent = AgentSession(asset_id=asset.id)
+        session.add(agent)
+    agent.token_hash = _hash(token)
+    agent.address, agent.port = address, port
+    agent.booted_at = agent.seen_at = utcnow()
+    session.flush()
+    _evaluate(session, asset, region)
+    return _view(session, asset, token=token)
+
+
+def agent_asset(session: Session, *, token: str | None) -> Asset:
+    if not token:
+        raise Unauthenticated("send the agent token from the boot answer as X-Agent-Token")
+    agent = session.scalar(select(AgentSession).where(AgentSession.token_hash == _hash(token)))
+    if agent is None:
+        raise Unauthenticated("unknown agent token: boot again")
+    agent.seen_at = utcnow()
+    return session.get(Asset, agent.asset_id)
+
+
+def whoami(session: Session, *, asset: Asset) -> AgentView:
+    return _view(session, asset)
+
+
+def report(session: Session, *, asset: Asset, facts: dict[str, Any], region: str) -> AgentView:
+    """New facts: kept, and evaluated again if they changed."""
+    if facts != asset.facts:
+        asset.facts = facts
+        session.flush()
+        _evaluate(session, asset, region)
+    return _view(session, asset)
+
+
+def _recognise(session: Session, facts: dict[str, Any]) -> Asset:
+    serial = ((facts.get("system") or {}).get("serial") or "").strip()
+    macs = [n["mac"].lower() for n in facts.get("nics") or [] if n.get("mac")]
+    asset = None
+    if serial:
+        asset = session.scalar(select(Asset).where(Asset.serial == serial))
+    if asset is None and macs:
+        asset = session.scalar(
+            select(Asset).join(AssetInterface).where(AssetInterface.mac.in_(macs)).limit(1)
+        )
+    if asset is not None:
+        return asset
+    interfaces = [
+        {"name": n["name"], "mac": n["mac"].lower(), "speed_mbps": n.get("speed_mbps")}
+        for n in facts.get("nics") or []
+        if n.get("mac") and n.get("name")
+    ]
+    system = facts.get("system") or {}
+    data = AssetCreate(
+        serial=serial or f"UNKNOWN-{(macs or ['no-mac'])[0].replace(':', '')}",
+        vendor=system.get("manufacturer") or "",
+        model=system.get("product") or "",
+        interfaces=interfaces,
+        tags={UNKNOWN_TAG: "first seen by the agent; no asset had its serial or MACs"},
+    )
+    return inventory.create_asset(session, data=data, actor=AGENT)
+
+
+def _evaluate(session: Session, asset: Asset, region: str) -> None:
+    """Start the evaluation flow; if one is still running, it has the facts already."""
+    savepoint = session.begin_nested()
+    try:
+        orchestrator.start_run(
+            session,
+            flow=flows.evaluate_flow,
+            subject=Subject("asset", asset.serial),
+            params={"region": region},
+            actor=AGENT.name,
+        )
+    except Conflict:
+        savepoint.rollback()
+    else:
+        savepoint.commit()
+
+
+def _view(session: Session, asset: Asset, *, token: str | None = None) -> AgentView:
+    if asset.state is AssetState.SPARE:
+        instruction = {"action": "poweroff", "seconds": 0}
+    elif asset.state in WAIT_SECONDS:
+        instruction = {"action": "wait", "seconds": WAIT_SECONDS[asset.state]}
+    else:
+        instruction = {"action": "idle", "seconds": 300}
+    evaluation = session.get(Evaluation, asset.id)
+    return AgentView(
+        serial=asset.serial,
+        state=asset.state,
+        instruction=instruction,
+        problems=evaluation.problems if evaluation else [],
+        token=token,
+    )
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# What people see -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiscoveryRow:
+    serial: str
+    state: AssetState
+    booted_at: Any
+    seen_at: Any
+    agent: str
+    profile: str
+    problems: int
+    evaluation: str
+
+
+def in_discovery(session: Session) -> list[DiscoveryRow]:
+    """Assets an agent has booted on that are not in service yet, with where they stand."""
+    rows = session.execute(
+        select(Asset, AgentSession, Evaluation)
+        .join(AgentSession, AgentSession.asset_id == Asset.id)
+        .outerjoin(Evaluation, Evaluation.asset_id == Asset.id)
+        .where(Asset.state.in_([*IN_DISCOVERY, AssetState.SPARE]))
+        .order_by(AgentSession.booted_at.desc())
+    ).all()
+    runs = _latest_runs(session, [asset.serial for asset, _, _ in rows])
+    return [
+        DiscoveryRow(
+            serial=asset.serial,
+            state=asset.state,
+            booted_at=agent.booted_at,
+            seen_at=agent.seen_at,
+            agent=f"{agent.address}:{agent.port}" if agent.port else agent.address,
+            profile=evaluation.profile if evaluation else "",
+            problems=len(evaluation.problems) if evaluation else 0,
+            evaluation=runs.get(asset.serial, "not started"),
+        )
+        for asset, agent, evaluation in rows
+    ]
+
+
+def _latest_runs(session: Session, serials: list[str]) -> dict[str, str]:
+    if not serials:
+        return {}
+    subjects = [f"asset:{serial}" for serial in serials]
+    found: dict[str, str] = {}
+    for subject, state in session.execute(
+        select(Run.subject, Run.state)
+        .where(Run.flow == flows.evaluate_flow.name, Run.subject.in_(subjects))
+        .order_by(Run.id)
+    ):
+        found[subject.removeprefix("asset:")] = state.value
+    return found
+
+
+def why(session: Session, *, serial: str) -> list[str]:
+    """What the asset waits on or what blocks it, one line per reason."""
+    asset = get_by(session, Asset, "asset", serial=serial)
+    evaluation = session.get(Evaluation, asset.id)
+    reasons = [
+        f"{problem['message']} (fix: {problem['fix']})"
+        for problem in (evaluation.problems if evaluation else [])
+    ]
+    run = session.scalar(
+        select(Run)
+        .where(Run.flow == flows.evaluate_flow.name, Run.subject == f"asset:{serial}")
+        .order_by(Run.id.desc())
+        .limit(1)
+    )
+    if run is not None and run.state is RunState.RUNNING:
+        waiting = [b for b in run.beans if b.state.value in ("READY", "RUNNING", "WAITING")]
+        for bean in waiting:
+            detail = f": {bean.reason}" if bean.reason else ""
+            reasons.append(
+                f"evaluation run {run.id} is at {bean.name} ({bean.state.value}){detail}"
+            )
+    elif run is not None and run.state is RunState.FAILED:
+        failed = [b for b in run.beans if b.state.value == "FAILED"]
+        reasons += [f"evaluation run {run.id} failed at {b.name}: {b.reason}" for b in failed]
+    if session.get(AgentSession, asset.id) is None and asset.state in IN_DISCOVERY:
+        reasons.append("no agent has booted on it yet: power it on to PXE-boot the agent")
+    if not reasons:
+        reasons.append(f"nothing blocks it: it is {asset.state.value}")
+    return reasons

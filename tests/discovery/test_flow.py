@@ -1,0 +1,132 @@
+"""Discovery end to end on the orchestrator: boot → match → evaluate → SPARE and power off,
+quarantine and the way back, unknown servers, re-walk idempotence, the agent's token."""
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from metalyard.drivers import PowerState
+from metalyard.drivers.fake import FLEET
+from tests.discovery.facts import machine_facts
+from tests.procurement.test_orders import approved_order
+
+pytestmark = pytest.mark.usefixtures("discovery_worker")
+
+
+@pytest.fixture
+def other(app, tokens):
+    with TestClient(app, headers={"Authorization": f"Bearer {tokens.other_write}"}) as c:
+        yield c
+
+
+@pytest.fixture
+def ordered(client, other):
+    """An order of 3 acme/r750 placed with the vendor, SN-D1..3 on its packing list."""
+    number = approved_order(client, other, quantity=3)
+    client.post(f"/v1/purchase-orders/{number}/transition", json={"to": "ordered"})
+    packing = "serial\nSN-D1\nSN-D2\nSN-D3\n"
+    client.post(
+        f"/v1/purchase-orders/{number}/serials",
+        content=packing,
+        headers={"Content-Type": "text/csv"},
+    )
+    return number
+
+
+def boot(agent, facts) -> dict:
+    answer = agent.post("/v1/discovery/boot", json={"facts": facts, "agent_port": 9100})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def wait_for_state(client, serial: str, state: str, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        asset = client.get(f"/v1/assets/{serial}").json()
+        runs = client.get("/v1/runs", params={"subject": f"asset:{serial}"}).json()["items"]
+        if asset["state"] == state and all(run["state"] != "RUNNING" for run in runs):
+            return asset
+        time.sleep(0.05)
+    why = client.get(f"/v1/assets/{serial}/why").json()
+    raise AssertionError(f"{serial} is {asset['state']}, not {state}: {why}")
+
+
+def test_a_server_as_ordered_becomes_spare_is_powered_off_and_counted(client, agent, ordered):
+    FLEET.machine("SN-D1").power = PowerState.ON
+    answer = boot(agent, machine_facts("SN-D1"))
+    assert answer["serial"] == "SN-D1" and answer["token"]
+    asset = wait_for_state(client, "SN-D1", "SPARE")
+    assert {i["mac"] for i in asset["interfaces"]} == {"52:54:00:10:00:01", "52:54:00:10:00:02"}
+    assert FLEET.machine("SN-D1").power is PowerState.OFF
+    whoami = agent.get("/v1/discovery/whoami", headers={"X-Agent-Token": answer["token"]})
+    assert whoami.json()["instruction"] == {"action": "poweroff", "seconds": 0}
+    line = client.get(f"/v1/purchase-orders/{ordered}").json()["lines"][0]
+    assert (line["discovered"], line["passed"]) == (1, 1)
+    history = client.get("/v1/assets/SN-D1/history").json()["items"]
+    assert [h["to_state"] for h in history] == ["DISCOVERED", "EVALUATING", "SPARE"]
+
+
+def test_a_faulty_server_is_quarantined_with_reasons_and_comes_back_when_clean(
+    client, agent, ordered
+):
+    boot(agent, machine_facts("SN-D2", memory_gib=256, disks_gb=(960,)))
+    asset = wait_for_state(client, "SN-D2", "QUARANTINED")
+    assert asset["tags"]["error.memory"] == "memory: 256 GiB found, 512 GiB expected"
+    assert asset["tags"]["error.disks"] == "disks: 1 found, 2 expected"
+    reasons = client.get("/v1/assets/SN-D2/why").json()["reasons"]
+    assert any(r.startswith("memory: 256 GiB found, 512 GiB expected (fix:") for r in reasons)
+    answer = boot(agent, machine_facts("SN-D2", memory_gib=256, disks_gb=(960,)))
+    assert {p["check"] for p in answer["problems"]} == {"memory", "disks"}
+
+    boot(agent, machine_facts("SN-D2"))  # DIMMs reseated, disk fitted, rebooted
+    asset = wait_for_state(client, "SN-D2", "SPARE")
+    assert not any(key.startswith("error.") for key in asset["tags"])
+    assert client.get("/v1/assets/SN-D2/why").json()["reasons"] == [
+        "nothing blocks it: it is SPARE"
+    ]
+
+
+def test_a_second_boot_of_a_spare_changes_nothing(client, agent, ordered):
+    boot(agent, machine_facts("SN-D3"))
+    before = wait_for_state(client, "SN-D3", "SPARE")
+    boot(agent, machine_facts("SN-D3"))
+    after = wait_for_state(client, "SN-D3", "SPARE")
+    assert after["version"] == before["version"]
+    history = client.get("/v1/assets/SN-D3/history").json()["items"]
+    assert len(history) == 3  # DISCOVERED, EVALUATING, SPARE: nothing more
+    line = client.get(f"/v1/purchase-orders/{ordered}").json()["lines"][0]
+    assert line["discovered"] == 1
+
+
+def test_a_server_nobody_ordered_is_raised_and_not_adopted(client, agent, ordered):
+    boot(agent, machine_facts("SN-STRANGER"))
+    asset = wait_for_state(client, "SN-STRANGER", "QUARANTINED")
+    assert (
+        asset["tags"]["error.procurement"]
+        == "procurement: unknown asset, no purchase order expects it"
+    )
+    report = client.get("/v1/procurement/report").json()
+    assert "SN-STRANGER" in report["regions"][0]["unknown_assets"]
+    listed = {row["serial"]: row for row in client.get("/v1/discovery").json()}
+    assert (
+        listed["SN-STRANGER"]["state"] == "QUARANTINED" and listed["SN-STRANGER"]["problems"] == 1
+    )
+
+
+def test_a_known_asset_is_recognised_by_its_mac(client, agent, ordered):
+    client.post(
+        "/v1/assets",
+        json={"serial": "SN-D1", "interfaces": [{"name": "eno1", "mac": "52:54:00:10:00:01"}]},
+    )
+    facts = machine_facts("")  # no serial readable from DMI
+    answer = boot(agent, facts)
+    assert answer["serial"] == "SN-D1"
+
+
+def test_the_agent_protocol_refuses_strangers(app, agent, settings):
+    assert agent.get("/v1/discovery/whoami").status_code == 401
+    assert agent.get("/v1/discovery/whoami", headers={"X-Agent-Token": "forged"}).status_code == 401
+    settings.discovery_networks = ["10.99.0.0/16"]
+    refused = agent.post("/v1/discovery/boot", json={"facts": machine_facts("SN-X")})
+    assert refused.status_code == 403 and "not on a discovery network" in refused.json()["message"]
