@@ -549,3 +549,22 @@ def test_sync_reads_the_known_hosts_in_one_statement(database, dhcp_settings):
     assert result.added == (NODE01, NODE02, NODE01_BMC)
     queries = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(queries) == 1, statements  # (SQLite's BEGIN aside)
+
+
+def test_api_allocations_keep_the_host_files_in_step_on_the_dhcp_host(client, settings):
+    settings.dhcp_interface = "s0"
+    client.post("/v1/sites", json={"name": "dub1"})
+    prefix = client.post(
+        "/v1/prefixes", json={"site": "dub1", "cidr": "10.80.0.0/24", "role": "provisioning"}
+    ).json()
+    interfaces = [{"name": "eno1", "mac": "52:54:00:80:00:01"}]
+    client.post("/v1/assets", json={"serial": "SN-DHCP", "interfaces": interfaces})
+    answer = client.post(
+        "/v1/ip-allocations",
+        json={"serial": "SN-DHCP", "interface": "eno1", "prefix_id": prefix["id"]},
+    )
+    assert answer.status_code == 201, answer.text
+    host_file = settings.dhcp_hosts_dir / "52:54:00:80:00:01"
+    assert host_file.read_text().startswith("52:54:00:80:00:01,10.80.0.1,")
+    client.delete(f"/v1/ip-allocations/{answer.json()['address']}")
+    assert not host_file.exists()

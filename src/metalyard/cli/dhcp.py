@@ -4,6 +4,7 @@ Like `metalyard db upgrade`, these run on the host of dnsmasq, against the datab
 server's METALYARD_* settings; server modules are imported inside the commands.
 """
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -55,7 +56,12 @@ def dhcp_render(
 
 
 @dhcp.command("sync")
-def dhcp_sync():
+def dhcp_sync(
+    every: Annotated[
+        float,
+        typer.Option(min=0, help="Keep syncing, this many seconds apart (0: once), until Ctrl-C."),
+    ] = 0,
+):
     """Write a host file per known MAC, delete stale ones, SIGHUP dnsmasq if it must forget."""
     from metalyard.db import models  # noqa: F401  (every mapper, for the queries)
     from metalyard.network import dhcp as service
@@ -63,14 +69,21 @@ def dhcp_sync():
     settings = load_settings()
     database = open_database(settings)
     try:
-        with database.transaction(write=False) as session:
-            result = service.sync_hosts(session, settings)
+        while True:
+            with database.transaction(write=False) as session:
+                result = service.sync_hosts(session, settings)
+            if result.added or result.changed or result.removed or not every:
+                typer.echo(
+                    f"{settings.dhcp_hosts_dir}: {len(result.added)} added, "
+                    f"{len(result.changed)} changed, {len(result.removed)} removed"
+                    + ("; dnsmasq told to re-read them" if result.hupped else "")
+                )
+            if result.problem:
+                note(f"warning: {result.problem}")
+            if not every:
+                break
+            time.sleep(every)
+    except KeyboardInterrupt:
+        pass
     finally:
         database.dispose()
-    typer.echo(
-        f"{settings.dhcp_hosts_dir}: {len(result.added)} added, {len(result.changed)} changed, "
-        f"{len(result.removed)} removed"
-        + ("; dnsmasq told to re-read them" if result.hupped else "")
-    )
-    if result.problem:
-        note(f"warning: {result.problem}")

@@ -2,14 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from metalyard.api.deps import IdPath, PageDep, SessionDep, SettingsDep
 from metalyard.api.routing import open_router, secured_router
 from metalyard.errors import NotFound
 from metalyard.network import boot as pxe
-from metalyard.network import service
+from metalyard.network import dhcp, service
 from metalyard.network.addressing import PrefixRole
 from metalyard.network.schemas import (
     BootRequestOut,
@@ -37,6 +37,16 @@ PrefixIdQuery = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Pre
 SortQuery = Annotated[
     str, Query(max_length=32, description="Field to sort by; `-` for descending.")
 ]
+
+
+def keep_dhcp_in_step(session: SessionDep, settings: SettingsDep) -> None:
+    """On the host that serves DHCP (`METALYARD_DHCP_INTERFACE` set), dnsmasq's host files
+    follow every allocation change as soon as it commits."""
+    if settings.dhcp_interface:
+        dhcp.sync_hosts_after_commit(session, settings)
+
+
+KeepDhcpInStep = Annotated[None, Depends(keep_dhcp_in_step)]
 
 
 # Prefixes ------------------------------------------------------------------------------
@@ -144,7 +154,9 @@ def list_ip_allocations(
         }
     },
 )
-def allocate_ip(body: IpAllocationCreate, session: SessionDep, response: Response):
+def allocate_ip(
+    body: IpAllocationCreate, session: SessionDep, response: Response, _dhcp: KeepDhcpInStep
+):
     """An address for an asset's interface, from a prefix or from a site's prefixes of a role.
 
     Idempotent: an interface that already holds an address there gets it again (200).
@@ -158,6 +170,7 @@ def allocate_ip(body: IpAllocationCreate, session: SessionDep, response: Respons
 @ip_allocations.delete("", response_model=list[IpAllocationOut])
 def release_interface_ips(
     session: SessionDep,
+    _dhcp: KeepDhcpInStep,
     serial: Serial,
     interface: Annotated[
         InterfaceName | None, Query(description="Only this interface's addresses.")
@@ -176,7 +189,7 @@ def get_ip_allocation(address: AddressPath, session: SessionDep):
 
 
 @ip_allocations.delete("/{address}", status_code=status.HTTP_204_NO_CONTENT)
-def release_ip(address: AddressPath, session: SessionDep) -> None:
+def release_ip(address: AddressPath, session: SessionDep, _dhcp: KeepDhcpInStep) -> None:
     service.release(session, address=address)
 
 

@@ -421,6 +421,8 @@ def sync_hosts_after_commit(session: Session, settings: Settings) -> None:
 
 
 def _sync_committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint's commit (SQLAlchemy fires after_commit for those too)
     settings = session.info.pop(_SYNC_AFTER_COMMIT, None)
     if settings is None:
         return
