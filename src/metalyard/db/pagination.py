@@ -2,17 +2,20 @@
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, literal, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from metalyard.errors import InvalidInput
 
 T = TypeVar("T")
+ColumnLike = InstrumentedAttribute | ColumnElement[Any]
+"""A mapped attribute (`Site.name`) or a table's column (`Asset.__table__.c.id`)."""
 
 
 @dataclass
@@ -25,11 +28,11 @@ class Page(Generic[T]):
 class SortKey:
     """A sort field name as the API spells it (`-` for descending) and its column."""
 
-    column: InstrumentedAttribute
+    column: ColumnLike
     descending: bool = False
 
 
-def parse_sort(sort: str, allowed: dict[str, InstrumentedAttribute]) -> SortKey:
+def parse_sort(sort: str, allowed: dict[str, ColumnLike]) -> SortKey:
     name = sort.removeprefix("-")
     if name not in allowed:
         raise InvalidInput(
@@ -49,6 +52,18 @@ def paginate(
     cursor: str | None,
 ) -> Page:
     """Run `stmt` for one page, ordered by the sort key then the id (a total order)."""
+    stmt = page_query(stmt, id_column=id_column, sort=sort, limit=limit, cursor=cursor)
+    rows = session.scalars(stmt).unique().all()
+    return page_of(
+        rows, limit, lambda row: (getattr(row, sort.column.key), getattr(row, id_column.key))
+    )
+
+
+def page_query(
+    stmt: Select, *, id_column: ColumnLike, sort: SortKey, limit: int, cursor: str | None
+) -> Select:
+    """`stmt` narrowed to one page: the rows after the cursor's, ordered by the sort key then
+    the id, and one more than `limit` (to learn whether another page follows)."""
     column = sort.column
     if cursor:
         last_value, last_id = _decode(cursor, column, id_column)
@@ -65,13 +80,17 @@ def paginate(
     order = [column.desc() if sort.descending else column.asc()]
     if column is not id_column:
         order.append(id_column.desc() if sort.descending else id_column.asc())
-    rows = session.scalars(stmt.order_by(*order).limit(limit + 1)).unique().all()
+    # The limit goes into the SQL as a literal: as a parameter, PostgreSQL could not tell
+    # how many rows a prepared page wants and planned every execution anew (a millisecond
+    # and more for an asset page's joins) instead of settling on one generic plan.
+    return stmt.order_by(*order).limit(literal(limit + 1, literal_execute=True))
+
+
+def page_of(rows: Sequence[T], limit: int, key: Callable[[T], tuple[Any, Any]]) -> Page[T]:
+    """The page in the rows `page_query` fetched; `key` gives a row's sort value and id."""
     if len(rows) <= limit:
         return Page(list(rows), None)
-    last = rows[limit - 1]
-    return Page(
-        list(rows[:limit]), _encode(getattr(last, column.key), getattr(last, id_column.key))
-    )
+    return Page(list(rows[:limit]), _encode(*key(rows[limit - 1])))
 
 
 def _encode(value: Any, row_id: int) -> str:
@@ -81,9 +100,7 @@ def _encode(value: Any, row_id: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(
-    cursor: str, column: InstrumentedAttribute, id_column: InstrumentedAttribute
-) -> tuple[Any, Any]:
+def _decode(cursor: str, column: ColumnLike, id_column: ColumnLike) -> tuple[Any, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, row_id = json.loads(raw)
@@ -98,7 +115,7 @@ def _decode(
     return value, row_id
 
 
-def _fits(value: Any, column: InstrumentedAttribute) -> bool:
+def _fits(value: Any, column: ColumnLike) -> bool:
     """Whether a value from a cursor can be compared with the column (else the cursor is forged)."""
     expected = column.type.python_type
     if expected is int:
