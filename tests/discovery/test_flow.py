@@ -130,3 +130,19 @@ def test_the_agent_protocol_refuses_strangers(app, agent, settings):
     settings.discovery_networks = ["10.99.0.0/16"]
     refused = agent.post("/v1/discovery/boot", json={"facts": machine_facts("SN-X")})
     assert refused.status_code == 403 and "not on a discovery network" in refused.json()["message"]
+
+
+def test_three_ordered_servers_discovered_through_the_flow_close_their_order(
+    client, agent, ordered
+):
+    for n, serial in enumerate(("SN-D1", "SN-D2", "SN-D3")):
+        nics = (
+            (f"eno{n}a", f"52:54:00:20:00:{n}1", 25000, True),
+            (f"eno{n}b", f"52:54:00:20:00:{n}2", 25000, True),
+        )
+        boot(agent, machine_facts(serial, nics=nics))
+    for serial in ("SN-D1", "SN-D2", "SN-D3"):
+        wait_for_state(client, serial, "SPARE")
+    assert client.get(f"/v1/purchase-orders/{ordered}").json()["state"] == "closed"
+    (row,) = client.get("/v1/procurement/report").json()["orders"]
+    assert (row["state"], row["discovered"], row["passed"], row["spare"]) == ("closed", 3, 3, 3)
