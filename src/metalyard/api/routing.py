@@ -14,7 +14,6 @@ from starlette.exceptions import HTTPException
 from metalyard.api.deps import READ_METHODS, authorize
 from metalyard.auth.audit import service as audit
 from metalyard.db import Database
-from metalyard.db.engine import begin_write
 from metalyard.errors import MetalyardError
 
 log = logging.getLogger(__name__)
@@ -24,18 +23,21 @@ SECRET_WORDS = ("password", "secret", "token", "credential_value")
 
 
 class UnitOfWorkRoute(APIRoute):
+    records: bool = False
+    """Its reads write too (what was served to whom), though they change nothing anyone
+    audits: they need a writing transaction all the same."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         mutating = not (self.methods or set()) <= READ_METHODS
+        writes = mutating or self.records
         action = self.name
 
         async def run(request: Request) -> Response:
             database: Database = request.app.state.database
-            session = database.sessions()
+            session = (database.writes if writes else database.sessions)()
             request.state.session = session
             try:
-                if mutating:
-                    await run_in_threadpool(begin_write, session)
                 response = await handler(request)
                 if mutating:
                     summary = await _summary(request)
@@ -136,6 +138,11 @@ def secured_router(**kwargs: Any) -> APIRouter:
     return APIRouter(route_class=UnitOfWorkRoute, dependencies=dependencies, **kwargs)
 
 
-def open_router(**kwargs: Any) -> APIRouter:
-    """A router that authenticates per route (token creation, the region)."""
-    return APIRouter(route_class=UnitOfWorkRoute, **kwargs)
+class RecordingRoute(UnitOfWorkRoute):
+    records = True
+
+
+def open_router(*, records: bool = False, **kwargs: Any) -> APIRouter:
+    """A router that authenticates per route (token creation, the region, the machines
+    booting); `records`: its reads write (see UnitOfWorkRoute.records)."""
+    return APIRouter(route_class=RecordingRoute if records else UnitOfWorkRoute, **kwargs)

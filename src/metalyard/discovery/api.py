@@ -30,8 +30,11 @@ def agent_asset(
 
 AgentAsset = Annotated[Asset, Depends(agent_asset)]
 
-agent = open_router(
-    prefix="/discovery", tags=["agent"], dependencies=[Depends(from_discovery_network)]
+agent = open_router(  # whoami notes when the agent was last seen
+    prefix="/discovery",
+    tags=["agent"],
+    dependencies=[Depends(from_discovery_network)],
+    records=True,
 )
 discovery = secured_router(prefix="/discovery", tags=["discovery"])
 assets = secured_router(prefix="/assets", tags=["discovery"])

@@ -401,7 +401,7 @@ class Worker:
             params=claim.params,
             data=claim.data,
             event=claim.event,
-            sessions=self.database.sessions,
+            sessions=self.database.writes,  # beans write: SQLite takes its lock up front
             drivers=self.drivers,
         )
         error = ""
