@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from metalyard.drivers import BmcTarget
-from tests.peers.postgres import free_port
+from metalyard.lab import bmcs as lab
 from tests.peers.tls import self_signed
 
 HERE = Path(__file__).parent
@@ -36,7 +36,7 @@ def _wait_for(process: subprocess.Popen, probe, log: Path, what: str, timeout: f
     raise RuntimeError(f"{what} did not start: {log.read_text()[-2000:]}")
 
 
-class RedfishEmulator:
+class RedfishEmulator(lab.RedfishEmulator):
     """One sushy-tools emulator serving `count` fake systems, addressed by UUID."""
 
     def __init__(
@@ -47,17 +47,6 @@ class RedfishEmulator:
         instant_power: bool = True,
         tls: bool = False,
     ) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="metalyard-redfish-"))
-        self.port = free_port()
-        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        self.ca_bundle: Path | None = None
-        tls_config = ""
-        if tls:
-            self.ca_bundle, key = self_signed(self.root)
-            tls_config = (
-                f"SUSHY_EMULATOR_SSL_CERT = {str(self.ca_bundle)!r}\n"
-                f"SUSHY_EMULATOR_SSL_KEY = {str(key)!r}\n"
-            )
         self.uuids = [str(uuid.UUID(int=n + 1)) for n in range(count)]
         systems = [
             {
@@ -69,37 +58,15 @@ class RedfishEmulator:
             }
             for n, ident in enumerate(self.uuids)
         ]
-        (self.root / "emulator.conf").write_text(
-            f"SUSHY_EMULATOR_FAKE_DRIVER = True\n"
-            f"SUSHY_EMULATOR_STATE_DIR = {str(self.root / 'state')!r}\n"
-            f"SUSHY_EMULATOR_FAKE_SYSTEMS = {systems!r}\n"
-            f"METALYARD_USERS = { {user: BMC_PASSWORD for user in BMC_USERS}!r}\n"
-            f"METALYARD_MAX_SESSIONS = {max_sessions}\n"
-            f"METALYARD_INSTANT_POWER = {instant_power}\n" + tls_config
+        certificate = self_signed(Path(tempfile.mkdtemp(prefix="metalyard-tls-"))) if tls else None
+        self.ca_bundle = certificate[0] if certificate else None
+        super().__init__(
+            systems,
+            users={user: BMC_PASSWORD for user in BMC_USERS},
+            max_sessions=max_sessions,
+            instant_power=instant_power,
+            tls=certificate,
         )
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "RedfishEmulator":
-        log = self.root / "emulator.log"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "redfish_emulator.py"),
-                str(self.root / "emulator.conf"),
-                str(self.port),
-            ],
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        _wait_for(self.process, self._answers, log, "the Redfish emulator")
-        return self
-
-    def _answers(self) -> bool:
-        try:
-            answer = httpx.get(f"{self.base_url}/redfish/v1/", timeout=1, verify=False)
-            return answer.status_code == 200
-        except httpx.HTTPError:
-            return False
 
     def system_url(self, index: int = 0) -> str:
         return f"{self.base_url}/redfish/v1/Systems/{self.uuids[index]}"
@@ -130,11 +97,6 @@ class RedfishEmulator:
         answer = httpx.get(f"{self.base_url}{path}", auth=(BMC_USER, BMC_PASSWORD), verify=False)
         answer.raise_for_status()
         return answer.json()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
 
 
 class IpmiSimulators:

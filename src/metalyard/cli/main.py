@@ -16,6 +16,7 @@ from metalyard.cli import (
     discovery,
     drivers,
     inventory,
+    lab,
     network,
     orchestrator,
     procurement,
@@ -96,6 +97,7 @@ app.add_typer(changes.change, name="change", rich_help_panel=ACCESS)
 app.add_typer(audit.audit, name="audit", rich_help_panel=ACCESS)
 app.command("whoami", rich_help_panel=ACCESS)(auth.whoami)
 app.add_typer(regions.region, name="region", rich_help_panel=SETUP)
+app.command("lab", rich_help_panel=SETUP)(lab.lab)
 app.command("serve", rich_help_panel=SETUP)(server.serve)
 app.command("worker", rich_help_panel=SETUP)(server.worker)
 app.add_typer(server.db, name="db", rich_help_panel=SETUP)

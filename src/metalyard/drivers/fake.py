@@ -7,7 +7,10 @@ code that holds the machine (the lab injects and repairs faults that way):
 - `transient_rate`: the share of calls that fail as a busy BMC would (retry succeeds);
 - `fatal`: every call fails with this message, as a broken BMC would;
 - `stuck_task`: firmware updates never finish;
-- `password`: the only password the BMC accepts (by default any).
+- `password`: the only password the BMC accepts (by default any);
+- `serial`: the machine's serial (by default the address's name, upper case);
+- `notify`: a URL told of each boot and power-off (`{"serial", "booted"}`), as a
+  motherboard is by its BMC: the lab's simulated servers listen there.
 """
 
 import itertools
@@ -15,10 +18,13 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import httpx
 
 from metalyard.drivers.base import (
     Bios,
@@ -80,6 +86,8 @@ class FakeMachine:
     events: list[EventLogEntry] = field(default_factory=list)
     updates: dict[str, "_Update"] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    on_power: Callable[[bool], None] | None = field(default=None, repr=False)
+    """Told of each power change: True when the machine booted, False when it went off."""
 
 
 @dataclass
@@ -136,9 +144,21 @@ def _machine_from_address(address: str) -> FakeMachine:
         )
     except ValueError:
         raise InvalidInput(f"fake BMC address {address!r} has a non-numeric option") from None
+    serial = options.get("serial", name.upper())
+    notify = options.get("notify")
     return FakeMachine(
-        serial=options.get("serial", name.upper()), password=options.get("password"), faults=faults
+        serial=serial,
+        password=options.get("password"),
+        faults=faults,
+        on_power=_notifier(notify, serial) if notify else None,
     )
+
+
+def _notifier(url: str, serial: str) -> Callable[[bool], None]:
+    def notify(booted: bool) -> None:
+        httpx.post(url, json={"serial": serial, "booted": booted}, timeout=10).raise_for_status()
+
+    return notify
 
 
 class FakeDriver(Driver, Power, Boot, Inventory, Firmware, Bios, Health, EventLog):
@@ -173,12 +193,18 @@ class FakeDriver(Driver, Power, Boot, Inventory, Firmware, Bios, Health, EventLo
     def set_power(self, action: PowerAction) -> None:
         machine = self._machine()
         with machine.lock:
+            was_on = machine.power is PowerState.ON
             if action in (PowerAction.ON, PowerAction.CYCLE, PowerAction.RESET):
-                if machine.power is PowerState.OFF or action is not PowerAction.ON:
+                booted = not was_on or action is not PowerAction.ON
+                if booted:
                     self._booted(machine)
                 machine.power = PowerState.ON
+                change = True if booted else None
             else:
                 machine.power = PowerState.OFF
+                change = False if was_on else None
+        if change is not None and machine.on_power is not None:
+            machine.on_power(change)
 
     @staticmethod
     def _booted(machine: FakeMachine) -> None:

@@ -1,8 +1,11 @@
-"""sushy-tools' Redfish emulator (fake-system mode), extended where that mode falls short.
+"""sushy-tools' Redfish emulator (fake-system mode), extended where that mode falls short:
+the BMCs of `metalyard lab --redfish`, and the tests' Redfish peer.
 
-Run as a script: `python redfish_emulator.py CONFIG PORT`. Added to the stock emulator:
+Run as `python -m metalyard.lab.redfish_emulator CONFIG PORT`. Added to the stock emulator:
 - systems with BIOS attributes, firmware versions (so SimpleUpdate completes) and, with
   `METALYARD_INSTANT_POWER = True` in the config, power changes that land at once;
+- with `METALYARD_POWER_HOOK = URL`, each boot and power-off is posted there as
+  `{"uuid", "booted"}`: the lab's simulated server listens, as a motherboard to its BMC;
 - a SessionService with a session limit (`METALYARD_MAX_SESSIONS`) answering 503
   SessionLimitExceeded as BMCs do; every other resource needs a session or basic auth
   (`METALYARD_USERS = {name: password}`);
@@ -17,6 +20,7 @@ import threading
 from datetime import UTC, datetime
 
 import flask
+import requests
 from sushy_tools.emulator import main as emulator
 from sushy_tools.emulator.resources.systems import fakedriver
 from sushy_tools.emulator.resources.systems.fakedriver import FakeDriver
@@ -28,6 +32,7 @@ class LabSystems(FakeDriver):
     """Fake systems with the resources real servers have and the stock fake lacks."""
 
     def set_power_state(self, identity, state):
+        was_on = self.get_power_state(identity) == "On"
         super().set_power_state(identity, state)
         if self._config.get("METALYARD_INSTANT_POWER"):
             system = self._get(identity)
@@ -35,6 +40,11 @@ class LabSystems(FakeDriver):
             if pending:
                 pending["apply_time"] = 0
                 self._update_if_needed(system)
+        hook = self._config.get("METALYARD_POWER_HOOK")
+        is_on = self.get_power_state(identity) == "On"
+        if hook and ("Restart" in state or was_on != is_on):
+            body = {"uuid": self.uuid(identity), "booted": is_on}
+            requests.post(hook, json=body, timeout=10).raise_for_status()
 
     def get_total_memory(self, identity):
         return self._get(identity).get("memory_gib", 256)
