@@ -40,7 +40,11 @@ ADDRESS_ROLE = "provisioning"
 
 
 def _asset(ctx) -> Asset:
-    return inventory.get_asset(ctx.session, serial=ctx.subject.id)
+    """The subject, loaded once per bean: `satisfied` and `run` share the bean's session."""
+    cached = ctx.session.info
+    if "asset" not in cached:
+        cached["asset"] = inventory.get_asset(ctx.session, serial=ctx.subject.id)
+    return cached["asset"]
 
 
 def _cleared(ctx) -> bool:

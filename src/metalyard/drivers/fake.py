@@ -154,9 +154,13 @@ def _machine_from_address(address: str) -> FakeMachine:
     )
 
 
+_NOTIFICATIONS = httpx.Client(timeout=10)
+"""One pool of keep-alive connections for every machine's notifications."""
+
+
 def _notifier(url: str, serial: str) -> Callable[[bool], None]:
     def notify(booted: bool) -> None:
-        httpx.post(url, json={"serial": serial, "booted": booted}, timeout=10).raise_for_status()
+        _NOTIFICATIONS.post(url, json={"serial": serial, "booted": booted}).raise_for_status()
 
     return notify
 
