@@ -1,5 +1,6 @@
 """`metalyard lab`: metalyard and a simulated datacenter, servers from purchase order to SPARE."""
 
+import logging
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -38,7 +39,9 @@ def lab(
     wait: Annotated[
         bool, typer.Option(help="Keep metalyard up after the summary, until Ctrl-C.")
     ] = True,
-    live: Annotated[bool, typer.Option(help="A live view (--no-live: a line a second).")] = True,
+    live: Annotated[
+        bool, typer.Option(help="A live view (--no-live: a line each time the census changes).")
+    ] = True,
     seed: Annotated[int, typer.Option(help="Which servers get which faults.")] = 0,
     port: Annotated[int, typer.Option(min=0, max=65535, help="metalyard's port (0: any).")] = 0,
     data_dir: Annotated[
@@ -75,10 +78,12 @@ def lab(
         timeout=timeout,
     )
     running = Lab(options)
+    # The agents' and the datacenter's own words go to a file: the screen is the view's.
+    logging.basicConfig(filename=running.data_dir / "lab.log", level=logging.INFO, force=True)
     try:
         with console.status("starting metalyard and ordering the servers"):
             running.start()
-        console.print(f"metalyard serving at {running.url} (log: {running.log})")
+        console.print(f"metalyard serving at {running.url}; logs in {running.data_dir}")
         rounds = [("powering on", running.power_on)]
         if fix:
             rounds.append(("repaired and rebooted", running.fix))
@@ -88,7 +93,7 @@ def lab(
                 with Live(console=console, refresh_per_second=4, transient=False) as screen:
                     running.settle(lambda now, t=title: screen.update(view.census(now, t)))
             else:
-                running.settle(lambda now: console.print(view.line(now)))
+                running.settle(_printing_changes(console))
             console.print(view.summary(running.summary(), url=running.url, token=running.token))
         if wait:
             console.print("metalyard stays up for you to look around; Ctrl-C ends the lab")
@@ -97,3 +102,17 @@ def lab(
         console.print("stopping the lab")
     finally:
         running.stop()
+
+
+def _printing_changes(console):
+    """A census printer that stays quiet while nothing moves."""
+    from metalyard.lab import view
+
+    last = [None]
+
+    def show(census) -> None:
+        if (census.settled, census.states) != last[0]:
+            last[0] = (census.settled, census.states)
+            console.print(view.line(census))
+
+    return show

@@ -26,6 +26,7 @@ from metalyard.lab.machines import SimulatedMachine
 
 log = logging.getLogger(__name__)
 
+PXE_RETRY_SECONDS = 2.0
 AGENT_POLL_SECONDS = 2.0
 """How long the lab's agents pause after a report (a real agent: 10 s)."""
 
@@ -53,6 +54,7 @@ class Server:
     state: str | None = None
     """What metalyard last told its agent."""
     problems: list[str] = field(default_factory=list)
+    problems_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -145,8 +147,14 @@ class Datacenter:
 
     def _pxe_boot(self, server: Server, generation: int) -> None:
         """iPXE asks metalyard what to boot, by the MAC it boots from."""
-        answer = self._http.get(f"{self.url}/boot/ipxe", params={"mac": server.machine.macs[0]})
-        answer.raise_for_status()
+        try:
+            answer = self._http.get(
+                f"{self.url}/boot/ipxe", params={"mac": server.machine.macs[0]}
+            ).raise_for_status()
+        except httpx.HTTPError as error:  # as iPXE does: wait, then try again
+            log.warning("%s: PXE boot failed (%s); retrying", server.serial, error)
+            self._timeline.after(PXE_RETRY_SECONDS, lambda: self._pxe_boot(server, generation))
+            return
         lines = [line.split(" ", 1)[0] for line in answer.text.splitlines()]
         with server.lock:
             if server.generation != generation:
@@ -183,5 +191,7 @@ class Datacenter:
     @staticmethod
     def _show(server: Server, status: Status) -> None:
         """The agent's console: the lab reads it to show the latest problems."""
+        problems = [problem.message for problem in status.problems]
+        if problems != server.problems:
+            server.problems, server.problems_at = problems, time.monotonic()
         server.state = status.state
-        server.problems = [problem.message for problem in status.problems]

@@ -106,16 +106,10 @@ class SimulatedMachine:
     def uuid(self) -> str:
         return f"4c4c4544-0000-4000-8000-{self.index:012x}"
 
-    @property
-    def hardware_faults(self) -> set[Fault]:
-        return self.faults - {Fault.UNKNOWN_SERIAL}
-
-    def repair(self) -> set[Fault]:
-        """A technician fixes the hardware (the serial is procurement's to fix)."""
+    def repair(self) -> None:
+        """A technician fixes the hardware; the serial is procurement's to put on a list."""
         with self._lock:
-            repaired = self.hardware_faults
-            self.faults -= repaired
-        return repaired
+            self.faults = set()
 
     def source(self) -> DictSource:
         """What the agent's collectors read on this machine now."""

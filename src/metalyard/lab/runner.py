@@ -131,6 +131,7 @@ class Lab:
         self.data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="metalyard-lab-"))
         if (self.data_dir / "metalyard.db").exists():
             raise InvalidInput(f"{self.data_dir} holds a metalyard database: the lab needs its own")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.bmcs = RedfishBmcs() if options.redfish else FakeBmcs()
         self.control_plane = ControlPlane(self.data_dir, port=options.port)
         self.client: Client | None = None
@@ -145,10 +146,6 @@ class Lab:
     @property
     def token(self) -> str:
         return self.control_plane.token
-
-    @property
-    def log(self) -> Path:
-        return self.control_plane.log
 
     # --- the run -----------------------------------------------------------------------
 
@@ -167,8 +164,8 @@ class Lab:
         self.datacenter.power_changed(serial, booted)
 
     def power_on(self) -> None:
-        """Every server on through its BMC: metalyard's for the servers it has enrolled, the
-        BMC's own button for the ones nobody could scan in."""
+        """Every server on: through metalyard and its BMC for the servers it has enrolled, by
+        hand for the ones nobody could scan in."""
         self._started_at = time.monotonic()
         enrolled = {m.serial for m in scenario.known(self.machines)}
         self._each(
@@ -206,11 +203,11 @@ class Lab:
             if row.state is AssetState.SPARE and server.phase is not Phase.OFF:
                 continue
             settled += 1
-        problems = [
-            Problem(server.serial, message)
-            for server in self.datacenter.servers.values()
-            for message in server.problems
-        ]
+        latest = sorted(
+            (s for s in self.datacenter.servers.values() if s.problems),
+            key=lambda s: s.problems_at,
+        )
+        problems = [Problem(s.serial, message) for s in latest for message in s.problems]
         return Census(
             elapsed=time.monotonic() - self._started_at,
             total=len(self.machines),
@@ -260,7 +257,6 @@ class Lab:
         repaired = [m for m in self.machines if m.faults]
         for machine in repaired:
             machine.repair()
-            machine.faults.discard(Fault.UNKNOWN_SERIAL)
         self._started_at = time.monotonic()
         self._each(lambda m: self.client.bmc.power(m.serial, "cycle"), repaired)
         return [m.serial for m in repaired]
