@@ -26,7 +26,7 @@ PowerChanged = Callable[[str, bool], None]
 """(serial, booted): the BMC booted the server (on, cycle, reset), or powered it off."""
 
 
-class _Bmcs:
+class Bmcs:
     """Where each server's BMC answers, and the hook through which BMCs tell the datacenter
     of boots and power-offs."""
 
@@ -59,7 +59,7 @@ class _Bmcs:
             self._hook.server_close()
 
 
-class FakeBmcs(_Bmcs):
+class FakeBmcs(Bmcs):
     """metalyard's fake driver: each BMC is made, in metalyard's process, from its address."""
 
     driver = "fake"
@@ -69,7 +69,7 @@ class FakeBmcs(_Bmcs):
         return BmcTarget(self.driver, f"lab/{machine.serial}?{query}", BMC_USER, self.password)
 
 
-class RedfishBmcs(_Bmcs):
+class RedfishBmcs(Bmcs):
     """Every server's BMC in one sushy-tools emulator, addressed by the system's UUID."""
 
     driver = "redfish"

@@ -11,6 +11,7 @@ from datetime import date
 
 from metalyard.auth.changes.schemas import ChangeRequestOut
 from metalyard.errors import InvalidInput
+from metalyard.lab.bmcs import BMC_USER, Bmcs
 from metalyard.lab.machines import NIC_NAMES, Fault, SimulatedMachine, Spec
 from metalyard.sdk import Client
 
@@ -96,7 +97,7 @@ def order(client: Client, machines: list[SimulatedMachine], racks: int) -> str:
     request = client.purchase_requests.create(f"{len(machines)} servers for {SITE}", [line])
     approval = client.purchase_requests.approve(request.id, reason="capacity for the lab")
     if isinstance(approval, ChangeRequestOut):  # maker-checker, as by default
-        _second_person(client).change_requests.approve(approval.id, comment="checked")
+        _approve_as_checker(client, approval.id)
     (number,) = client.purchase_requests.get(request.id).orders
     client.purchase_orders.transition(number, "ordered", reason="sent to the vendor")
     client.purchase_orders.add_stage(number, len(machines), date.today())
@@ -106,23 +107,31 @@ def order(client: Client, machines: list[SimulatedMachine], racks: int) -> str:
     return number
 
 
-def _second_person(client: Client) -> Client:
+def _approve_as_checker(client: Client, change_id: int) -> None:
+    """A second person, with a write token of their own, approves the change request."""
     password = secrets.token_urlsafe(16)
     client.users.create(name=CHECKER, role="write", password=password)
-    token = Client(client.url).tokens.create("write", basic=(CHECKER, password)).token
-    return Client(client.url, token)
+    anonymous = Client(client.url)
+    try:
+        token = anonymous.tokens.create("write", basic=(CHECKER, password)).token
+    finally:
+        anonymous.close()
+    checker = Client(client.url, token)
+    try:
+        checker.change_requests.approve(change_id, comment="checked")
+    finally:
+        checker.close()
 
 
-def rack(client: Client, number: str, machines: list[SimulatedMachine], bmcs) -> None:
+def rack(client: Client, number: str, machines: list[SimulatedMachine], bmcs: Bmcs) -> None:
     """The delivery is racked: each server scanned in with its slot, BMC and MACs."""
     client.purchase_orders.move_stage(number, 1, "delivered")
-    client.bmc_credentials.create("lab", username=bmcs.target(machines[0]).username,
-                                  password=bmcs.password)  # fmt: skip
+    client.bmc_credentials.create("lab", username=BMC_USER, password=bmcs.password)
     client.assets.import_([enrolment(machine, bmcs) for machine in known(machines)])
     client.purchase_orders.move_stage(number, 1, "racked")
 
 
-def enrolment(machine: SimulatedMachine, bmcs) -> dict:
+def enrolment(machine: SimulatedMachine, bmcs: Bmcs) -> dict:
     """What site-ops record of a racked server."""
     return {
         "serial": machine.serial,
