@@ -1,6 +1,7 @@
 """`metalyard lab`: metalyard and a simulated datacenter, servers from purchase order to SPARE."""
 
 import logging
+import signal
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -77,6 +78,7 @@ def lab(
         port=port,
         timeout=timeout,
     )
+    signal.signal(signal.SIGTERM, _interrupted)  # stop metalyard and the BMCs as Ctrl-C does
     running = Lab(options)
     # The agents' and the datacenter's own words go to a file: the screen is the view's.
     logging.basicConfig(filename=running.data_dir / "lab.log", level=logging.INFO, force=True)
@@ -102,6 +104,10 @@ def lab(
         console.print("stopping the lab")
     finally:
         running.stop()
+
+
+def _interrupted(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _printing_changes(console):
