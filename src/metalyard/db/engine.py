@@ -63,6 +63,9 @@ def _create_engine(url: str, *, echo: bool) -> Engine:
         event.listen(engine, "begin", writers.begin)
         event.listen(engine, "commit", writers.end)
         event.listen(engine, "rollback", writers.end)
+        # A connection that fails mid-transaction may end without either: its return to
+        # the pool gives the turn back all the same.
+        event.listen(engine, "checkin", lambda _dbapi, record: writers.release(record.info))
         return engine
     return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
@@ -103,7 +106,10 @@ class _WriterQueue:
             raise
 
     def end(self, connection) -> None:
-        if connection.info.pop("writer", False):
+        self.release(connection.info)
+
+    def release(self, info: dict) -> None:
+        if info.pop("writer", False):
             self._lock.release()
 
 

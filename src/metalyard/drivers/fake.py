@@ -2,7 +2,7 @@
 
 Machines live in this process (`FLEET`), keyed by the asset's BMC address. Their behaviour
 comes from the address's query (`fake://node1?latency=0.05&transient_rate=0.1`) or from
-code that holds the machine (the lab injects and repairs faults that way):
+code that holds the machine (tests inject and repair faults that way):
 - `latency`: seconds every call takes;
 - `transient_rate`: the share of calls that fail as a busy BMC would (retry succeeds);
 - `fatal`: every call fails with this message, as a broken BMC would;
