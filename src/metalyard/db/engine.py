@@ -1,14 +1,17 @@
 """Engines and sessions for SQLite (embedded, WAL) and PostgreSQL (scale-out)."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from select import select as select_sockets
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -59,7 +62,43 @@ def _create_engine(url: str, *, echo: bool) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    _ping_rested_connections(engine)
+    return engine
+
+
+IDLE_BEFORE_PING = 1.0
+"""Seconds a pooled connection may rest before its next checkout tests it with a round trip."""
+
+
+def _ping_rested_connections(engine: Engine) -> None:
+    """pool_pre_ping without a round trip on every request.
+
+    A connection the server closed (a restart, an administrator) has something to read on
+    its socket, the server's farewell or the end of the stream, where an idle one has
+    nothing: a zero-timeout select() sees that for free. Only a connection that rested
+    longer than IDLE_BEFORE_PING, which a silent network drop could have killed, pays for
+    a ping. Either way a dead connection is replaced, and the rest of the pool with it (as
+    pool_pre_ping does: a restart kills them all), before a request can fail on it.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def rest(_dbapi_connection, record) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def check(dbapi_connection, record, _proxy) -> None:
+        checked_in = record.info.get("checked_in")
+        if checked_in is None:  # a new connection
+            return
+        if select_sockets([dbapi_connection.fileno()], [], [], 0)[0]:
+            raise InvalidatePoolError("the database closed this pooled connection")
+        if time.monotonic() - checked_in < IDLE_BEFORE_PING:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise InvalidatePoolError("this pooled connection no longer answers") from error
 
 
 def _sqlite_on_connect(dbapi_connection, _record) -> None:
