@@ -1,16 +1,32 @@
 """Engines and sessions for SQLite (embedded, WAL) and PostgreSQL (scale-out)."""
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from select import select as select_sockets
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from pydantic_core import from_json
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    Engine,
+    String,
+    TypeDecorator,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,18 +67,41 @@ def begin_write(session: Session) -> None:
     session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
 
 
+class _JsonArray(TypeDecorator):
+    """A list bound as one JSON document, for SQLite's json_each."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(value)
+
+
+def among(dialect: str, column: Any, key: str) -> ColumnElement[bool]:
+    """`column IN :key` with the list bound as one parameter, however long it is: an array on
+    PostgreSQL, a JSON array on SQLite (which limits the number of parameters). The SQL
+    does not change with the list, so a statement using it can be built once per dialect."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(key, type_=ARRAY(column.type)))
+    listed = func.json_each(bindparam(key, type_=_JsonArray())).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
 def _create_engine(url: str, *, echo: bool) -> Engine:
+    # JSON columns are read with pydantic-core's parser: the same values as json.loads, in a
+    # fifth of the time (a page of 100 assets reads 200 documents).
+    options: dict[str, Any] = {"echo": echo, "json_deserializer": from_json}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False}
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **options
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20, **options)
     _ping_rested_connections(engine)
     return engine
 
