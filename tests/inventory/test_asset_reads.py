@@ -1,7 +1,10 @@
 """Asset reads serialize rows themselves: the same JSON, byte for byte, as the models give."""
 
+import re
+
 import pytest
 from pydantic import TypeAdapter
+from sqlalchemy import text
 
 from metalyard.inventory import service
 from metalyard.inventory.schemas import AssetOut, AssetRow, InterfaceOut, InterfaceRow, asset_out
@@ -118,3 +121,33 @@ def test_tag_pages_walk_every_match_once_with_other_filters(client, tagged, sort
     assert walk(client, tag=["env", "pool=db"], limit=2, sort=sort) == expect(
         lambda r: r["tags"]["pool"] == "db"
     )
+
+
+def test_imported_and_enrolled_assets_are_stored_alike(client, database, furnished):
+    """The bulk path writes rows itself; they must hold what the ORM path writes."""
+    enrolled = furnished.json()
+    imported = {**enrolled, "serial": "SN2", "state": "DISCOVERED"}
+    for key in ("version", "created_at", "updated_at"):
+        del imported[key]
+    imported["interfaces"] = [
+        {**i, "mac": i["mac"].replace("00:00:00", "00:00:01")} for i in enrolled["interfaces"]
+    ]
+    response = client.post("/v1/assets/import", json={"assets": [imported]})
+    assert response.status_code == 201, response.text
+    with database.engine.connect() as connection:
+        enrolled_row, imported_row = (
+            row._asdict() for row in connection.execute(text("SELECT * FROM assets ORDER BY id"))
+        )
+    if database.is_sqlite:  # timestamps are text there, in SQLAlchemy's format
+        for row in (enrolled_row, imported_row):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", row["created_at"])
+    for key in ("id", "serial", "created_at", "updated_at"):
+        del enrolled_row[key], imported_row[key]
+    assert imported_row == enrolled_row
+    first, second = (client.get(f"/v1/assets/{serial}").json() for serial in ("SN1", "SN2"))
+    for asset in (first, second):
+        for key in ("serial", "created_at", "updated_at"):
+            del asset[key]
+        for interface in asset["interfaces"]:
+            interface["mac"] = interface["mac"][-2:]
+    assert first == second

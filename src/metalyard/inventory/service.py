@@ -24,7 +24,7 @@ from metalyard.auth.changes import service as changes
 from metalyard.auth.changes.models import ChangeRequest
 from metalyard.auth.models import Project, Team
 from metalyard.db import utcnow
-from metalyard.db.engine import among
+from metalyard.db.engine import among, insert_many
 from metalyard.db.lookup import apply_fields, check_version, get_by
 from metalyard.db.pagination import Page, SortKey, page_of, page_query, paginate, parse_sort
 from metalyard.errors import (
@@ -598,11 +598,8 @@ def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) ->
                 "updated_at": now,
             }
         )
-    # Core, unordered RETURNING lets the driver send the rows in a few multi-row statements;
-    # serials are unique, so they map the new ids back to the rows.
-    assets = Asset.__table__
-    returned = session.execute(insert(assets).returning(assets.c.serial, assets.c.id), asset_rows)
-    id_of = dict(returned.all())
+    # The new ids come back in no particular order; serials are unique, so they map them.
+    id_of = dict(insert_many(session, _assets, asset_rows, (_assets.c.serial, _assets.c.id)))
     ids = [id_of[row.serial] for row in rows]
     interfaces = [
         {"asset_id": asset_id, **i.model_dump()}
@@ -627,12 +624,11 @@ def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) ->
         for asset_id, row in zip(ids, rows, strict=True)
     ]
     for table, values in (
-        (AssetInterface, interfaces),
-        (AssetTag, tags),
-        (AssetStateChange, moves),
+        (_interfaces, interfaces),
+        (_tags, tags),
+        (AssetStateChange.__table__, moves),
     ):
-        if values:
-            session.execute(insert(table), values)
+        insert_many(session, table, values)
     return [row.serial for row in rows]
 
 
@@ -741,11 +737,8 @@ def _duplicate_errors(session: Session, rows: list[AssetCreate]) -> list[dict[st
 
 
 def _existing(session: Session, column, values: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(values), 5000):  # stay under SQLite's bound-parameter limit
-        chunk = values[start : start + 5000]
-        found.update(session.scalars(select(column).where(column.in_(chunk))))
-    return found
+    match = among(session.get_bind().dialect.name, column, "values")
+    return set(session.scalars(select(column).where(match), {"values": values}))
 
 
 # Shared helpers ------------------------------------------------------------------------
