@@ -1,6 +1,7 @@
 """Engines and sessions for SQLite (embedded, WAL) and PostgreSQL (scale-out)."""
 
 import json
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,8 @@ from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -139,6 +142,42 @@ def _json_value(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} cannot go into a JSON document")
+
+
+def refresh_statistics(session: Session, grown: dict[str, int]) -> None:
+    """Bring the planner up to date with the rows a bulk write added (`grown`: table -> rows).
+
+    On PostgreSQL, once this transaction commits, VACUUM (ANALYZE) the tables that grew by a
+    fifth or more: their statistics and visibility map stay as they were until autovacuum
+    gets there (up to a minute later), and meanwhile a page by state and rack read the
+    whole table instead of the (state, rack_id, id) index (5.5 ms instead of 1 ms at 20,000
+    assets; ANALYZE alone did not change the plan). SQLite plans these pages from the
+    indexes with or without statistics, so it is left alone.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    known = dict(
+        session.execute(
+            text("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(:tables)"),
+            {"tables": list(grown)},
+        ).all()
+    )
+    # reltuples is -1 until a table's first VACUUM or ANALYZE
+    stale = [table for table, rows in grown.items() if rows >= 0.2 * known.get(table, 0)]
+    if stale:
+        engine = session.get_bind()
+        event.listen(session, "after_commit", lambda _: _vacuum(engine, stale), once=True)
+
+
+def _vacuum(engine: Engine, tables: list[str]) -> None:
+    """VACUUM (ANALYZE), which cannot run in a transaction; the write has committed by now,
+    so a failure here only leaves the work to autovacuum."""
+    quote = engine.dialect.identifier_preparer.quote
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(map(quote, tables))}")
+    except Exception:
+        log.warning("VACUUM (ANALYZE) %s failed; autovacuum will do it", tables, exc_info=True)
 
 
 def _create_engine(url: str, *, echo: bool) -> Engine:

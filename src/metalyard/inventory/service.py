@@ -24,7 +24,7 @@ from metalyard.auth.changes import service as changes
 from metalyard.auth.changes.models import ChangeRequest
 from metalyard.auth.models import Project, Team
 from metalyard.db import utcnow
-from metalyard.db.engine import among, insert_many
+from metalyard.db.engine import among, insert_many, refresh_statistics
 from metalyard.db.lookup import apply_fields, check_version, get_by
 from metalyard.db.pagination import Page, SortKey, page_of, page_query, paginate, parse_sort
 from metalyard.errors import (
@@ -571,6 +571,9 @@ def _record_move(
 
 # Bulk import ---------------------------------------------------------------------------
 
+BIG_IMPORT = 1000
+"""Imports of this many assets or more refresh the planner's statistics."""
+
 
 def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) -> list[str]:
     """All or nothing: every row is checked first, and any error writes nothing."""
@@ -623,12 +626,16 @@ def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) ->
         }
         for asset_id, row in zip(ids, rows, strict=True)
     ]
+    grown = {"assets": len(asset_rows)}
     for table, values in (
         (_interfaces, interfaces),
         (_tags, tags),
         (AssetStateChange.__table__, moves),
     ):
         insert_many(session, table, values)
+        grown[table.name] = len(values)
+    if len(rows) >= BIG_IMPORT:
+        refresh_statistics(session, grown)
     return [row.serial for row in rows]
 
 
