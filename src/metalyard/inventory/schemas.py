@@ -126,6 +126,9 @@ class InterfaceOut(OutSchema):
 
 
 def _distinct_interfaces(interfaces: list[InterfaceIn]) -> list[InterfaceIn]:
+    # The common case first, cheaply: this runs for every row of a 10,000-row import.
+    if len({i.name for i in interfaces}) == len({i.mac for i in interfaces}) == len(interfaces):
+        return interfaces
     for attribute in ("name", "mac"):
         values = [getattr(i, attribute) for i in interfaces]
         repeated = sorted({v for v in values if values.count(v) > 1})
