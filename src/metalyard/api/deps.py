@@ -121,12 +121,13 @@ class PageQuery:
     cursor: str | None
 
 
-async def page_query(
+async def paging(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 100,
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the page before.")
     ] = None,
 ) -> PageQuery:
+    """A function, not the class itself: FastAPI would run the class in a worker thread."""
     return PageQuery(limit, cursor)
 
 
@@ -136,4 +137,4 @@ IdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Numeric id.")]
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ActorDep = Annotated[Actor, Depends(authorize)]
-PageDep = Annotated[PageQuery, Depends(page_query)]
+PageDep = Annotated[PageQuery, Depends(paging)]
