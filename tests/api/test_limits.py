@@ -30,3 +30,18 @@ def test_identifiers_that_reach_files_and_dhcp_are_checked(client):
         {"serial": "SN1", "interfaces": [{"name": "eno1", "mac": "52:54:00:00:00:0g"}]},
     ):
         assert client.post("/v1/assets", json=bad).status_code == 422, bad
+
+
+def test_nul_characters_are_refused_naming_the_field(client):
+    for body, field in (
+        ({"serial": "SN1", "vendor": "a\x00b"}, "vendor"),
+        ({"serial": "SN1", "tags": {"pool": "web\x00"}}, "tags"),
+        (
+            {"serial": "SN1", "interfaces": [{"name": "eth\x000", "mac": "52:54:00:00:00:01"}]},
+            "name",
+        ),
+    ):
+        response = client.post("/v1/assets/import", json={"assets": [body]})
+        assert response.status_code == 422, body
+        assert f"{field}: text may not contain NUL characters" in response.text, response.text
+    assert client.get("/v1/assets").json()["items"] == []

@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
-BUDGET = 6  # token lookup, assets page (with rack, site, class, team, project), interfaces, tags
+BUDGET = 3  # token lookup (cached a few seconds), the page with its names, interfaces and tags
 
 
 @contextmanager

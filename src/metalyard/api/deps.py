@@ -2,8 +2,13 @@
 
 Authorisation happens here and only here: each route needs `read` for GET and `write`
 otherwise, unless it declares another scope with `requires()`.
+
+The dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread, and
+the hand-off costs more than these do. Those that may wait on the database hand off
+themselves, and only then.
 """
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
@@ -14,6 +19,7 @@ from fastapi.security import (
     HTTPBearer,
 )
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from metalyard.auth import service as auth_service
 from metalyard.auth.actor import Actor
@@ -41,26 +47,31 @@ def required_scope(method: str, openapi_extra: dict[str, Any] | None) -> Scope:
     return Scope.READ if method in READ_METHODS else Scope.WRITE
 
 
-def get_session(request: Request) -> Session:
+async def get_session(request: Request) -> Session:
     return request.state.session
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def authorize(
+async def authorize(
     request: Request,
     session: Annotated[Session, Depends(get_session)],
     token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     if token is None:
         raise Unauthenticated("this call needs an API token: send 'Authorization: Bearer <token>'")
-    user, api_token = auth_service.authenticate_token(session, secret=token.credentials)
-    return _admit(request, _actor(request, user, api_token.scope, api_token.id))
+    holder = auth_service.recall_token(session, secret=token.credentials)
+    if holder is None:
+        holder = await run_in_threadpool(
+            auth_service.authenticate_token, session, secret=token.credentials
+        )
+    actor = _actor(request, holder.user_name, holder.user_id, holder.scope, holder.token_id)
+    return _admit(request, actor)
 
 
-def authorize_with_password(
+async def authorize_with_password(
     request: Request,
     session: Annotated[Session, Depends(get_session)],
     token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -68,18 +79,21 @@ def authorize_with_password(
 ) -> Actor:
     """Like `authorize`, but also takes name and password: the way to a stronger token."""
     if password is not None and token is None:
-        user = auth_service.authenticate_password(
-            session, name=password.username, password=password.password
+        user = await run_in_threadpool(
+            auth_service.authenticate_password,
+            session,
+            name=password.username,
+            password=password.password,
         )
-        return _admit(request, _actor(request, user, user.role, None))
-    return authorize(request, session, token)
+        return _admit(request, _actor(request, user.name, user.id, user.role, None))
+    return await authorize(request, session, token)
 
 
-def _actor(request: Request, user: Any, scope: Scope, token_id: int | None) -> Actor:
+def _actor(request: Request, name: str, user_id: int, scope: Scope, token_id: int | None) -> Actor:
     return Actor(
-        name=user.name,
+        name=name,
         scope=scope,
-        user_id=user.id,
+        user_id=user_id,
         token_id=token_id,
         request_id=request.state.request_id,
         client=request.client.host if request.client else "",
@@ -99,18 +113,22 @@ def _admit(request: Request, actor: Actor) -> Actor:
     return actor
 
 
+@dataclass(frozen=True)
 class PageQuery:
     """The paging parameters every list takes."""
 
-    def __init__(
-        self,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 100,
-        cursor: Annotated[
-            str | None, Query(max_length=512, description="`next_cursor` of the page before.")
-        ] = None,
-    ) -> None:
-        self.limit = limit
-        self.cursor = cursor
+    limit: int
+    cursor: str | None
+
+
+async def paging(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the page before.")
+    ] = None,
+) -> PageQuery:
+    """A function, not the class itself: FastAPI would run the class in a worker thread."""
+    return PageQuery(limit, cursor)
 
 
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Numeric id.")]
@@ -119,4 +137,4 @@ IdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Numeric id.")]
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ActorDep = Annotated[Actor, Depends(authorize)]
-PageDep = Annotated[PageQuery, Depends()]
+PageDep = Annotated[PageQuery, Depends(paging)]

@@ -1,13 +1,17 @@
 """Every API call is one transaction, and every mutating call leaves one audit entry."""
 
+import functools
+import inspect
 import json
 import logging
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -22,10 +26,20 @@ MAX_SUMMARY_BYTES = 4096
 SECRET_WORDS = ("password", "secret", "token", "credential_value")
 
 
+_session: ContextVar[Session] = ContextVar("metalyard_request_session")
+"""The request's session, for a read-only route's worker thread to end its transaction."""
+
+
 class UnitOfWorkRoute(APIRoute):
     records: bool = False
     """Its reads write too (what was served to whom), though they change nothing anyone
     audits: they need a writing transaction all the same."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        read_only = set(kwargs.get("methods") or ["GET"]) <= READ_METHODS
+        if read_only and not inspect.iscoroutinefunction(endpoint):
+            endpoint = _ending_its_read(endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -37,14 +51,16 @@ class UnitOfWorkRoute(APIRoute):
             database: Database = request.app.state.database
             session = (database.writes if writes else database.sessions)()
             request.state.session = session
+            _session.set(session)
             try:
                 response = await handler(request)
                 if mutating:
                     summary = await _summary(request)
                     await run_in_threadpool(
-                        _audit, session, request, action, response.status_code, summary
+                        _audit_and_commit, session, request, action, response.status_code, summary
                     )
-                await run_in_threadpool(session.commit)
+                elif session.in_transaction():  # SQL ran after the route's own commit
+                    await run_in_threadpool(session.commit)
                 return response
             except Exception as error:
                 await run_in_threadpool(session.rollback)
@@ -55,9 +71,35 @@ class UnitOfWorkRoute(APIRoute):
                     )
                 raise
             finally:
-                await run_in_threadpool(session.close)
+                # After a commit or a rollback the connection is back in the pool: closing
+                # only lets go of the objects, which needs no worker thread.
+                if session.in_transaction():
+                    await run_in_threadpool(session.close)
+                else:
+                    session.close()
 
         return run
+
+
+def _ending_its_read(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """A read-only `def` route, ending its transaction in the worker thread it runs in.
+
+    Ending it afterwards would take a second hand-off to a worker thread, which costs more
+    than a small read itself (~0.2 ms each on a 2-core machine).
+    """
+
+    @functools.wraps(endpoint)
+    def read(*args: Any, **kwargs: Any) -> Any:
+        answer = endpoint(*args, **kwargs)
+        _session.get().commit()
+        return answer
+
+    return read
+
+
+def _audit_and_commit(session, request: Request, action: str, status: int, summary: dict) -> None:
+    _audit(session, request, action, status, summary)
+    session.commit()
 
 
 def _audit_refusal(

@@ -3,9 +3,13 @@
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -59,9 +63,84 @@ def verify_password(password: str, stored: str) -> bool:
 # Authentication ------------------------------------------------------------------------
 
 
-def authenticate_token(session: Session, *, secret: str) -> tuple[User, ApiToken]:
-    """The token's user, or Unauthenticated saying why the token does not work."""
-    token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == hash_token(secret)))
+TOKEN_CACHE_SECONDS = 2.0
+"""How long a token found valid is trusted without asking the database again.
+
+A revoke or a user change made through this process takes effect at once; another API
+process may accept a revoked token (or a disabled user's) for up to this long.
+"""
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """Who a valid token speaks for, and with which scope."""
+
+    user_id: int
+    user_name: str
+    token_id: int
+    scope: Scope
+    expires_at: datetime | None
+
+
+class TokenCache:
+    """Valid tokens by secret hash (and database), each for `ttl` seconds.
+
+    Every `forget` bumps a generation: a lookup that began before it does not store its
+    (possibly stale) answer, so a revoke cannot be undone by a request racing with it.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self.generation = 0
+        self._entries: dict[tuple[object, str], tuple[float, TokenHolder]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, str]) -> TokenHolder | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stored_at, holder = entry
+        if self.clock() - stored_at >= self.ttl:
+            return None
+        if holder.expires_at is not None and holder.expires_at <= utcnow():
+            return None
+        return holder
+
+    def put(self, key: tuple[object, str], holder: TokenHolder, generation: int) -> None:
+        with self._lock:
+            if generation != self.generation:
+                return
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = (self.clock(), holder)
+
+    def forget(self, matches: Callable[[TokenHolder], bool]) -> None:
+        with self._lock:
+            self.generation += 1
+            for key, (_, holder) in list(self._entries.items()):
+                if matches(holder):
+                    del self._entries[key]
+
+
+token_cache = TokenCache(TOKEN_CACHE_SECONDS)
+
+
+def recall_token(session: Session, *, secret: str) -> TokenHolder | None:
+    """The holder of a token found valid in the last few seconds, without any SQL."""
+    return token_cache.get(_cache_key(session, secret))
+
+
+def authenticate_token(session: Session, *, secret: str) -> TokenHolder:
+    """The token's holder, or Unauthenticated saying why the token does not work."""
+    key = _cache_key(session, secret)
+    holder = token_cache.get(key)
+    if holder is not None:
+        return holder
+    generation = token_cache.generation
+    token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == key[1]))
     if token is None:
         raise Unauthenticated("the token is not valid")
     if token.revoked_at is not None:
@@ -70,7 +149,27 @@ def authenticate_token(session: Session, *, secret: str) -> tuple[User, ApiToken
         raise Unauthenticated(f"the token expired at {token.expires_at.isoformat()}")
     if not token.user.active:
         raise Unauthenticated(f"user {token.user.name!r} is disabled")
-    return token.user, token
+    holder = TokenHolder(
+        user_id=token.user.id,
+        user_name=token.user.name,
+        token_id=token.id,
+        scope=token.scope,
+        expires_at=token.expires_at,
+    )
+    token_cache.put(key, holder, generation)
+    return holder
+
+
+def _cache_key(session: Session, secret: str) -> tuple[object, str]:
+    # Keyed by engine too: one process (the tests, the benchmark) may serve several databases.
+    return session.get_bind(), hash_token(secret)
+
+
+def _forget_tokens(session: Session, matches: Callable[[TokenHolder], bool]) -> None:
+    """Forget cached tokens now, and again once the change commits (a racing lookup may
+    have read the row as it was before)."""
+    token_cache.forget(matches)
+    event.listen(session, "after_commit", lambda _: token_cache.forget(matches), once=True)
 
 
 def authenticate_password(session: Session, *, name: str, password: str) -> User:
@@ -154,6 +253,7 @@ def revoke_token(session: Session, *, token_id: int, actor: Actor) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
     session.flush()
+    _forget_tokens(session, lambda holder: holder.token_id == token_id)
     return token
 
 
@@ -200,6 +300,7 @@ def update_user(session: Session, *, name: str, data: UserUpdate) -> User:
     apply_fields(user, changes)
     user.updated_at = utcnow()
     session.flush()
+    _forget_tokens(session, lambda holder: holder.user_id == user.id)
     return user
 
 

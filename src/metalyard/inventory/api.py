@@ -29,7 +29,9 @@ from metalyard.inventory.schemas import (
     StateChangeOut,
     TagChange,
     TransitionRequest,
+    asset_json,
     asset_out,
+    asset_page_json,
     rack_out,
 )
 from metalyard.schemas import Name, PageOut
@@ -46,6 +48,9 @@ SortQuery = Annotated[
     str, Query(max_length=32, description="Field to sort by; `-` for descending.")
 ]
 ApprovalResponse = {202: {"model": ChangeRequestOut, "description": "Waiting for approval"}}
+JSON = "application/json"
+"""Asset reads answer with JSON they serialized themselves (faster); `response_model` still
+documents its shape."""
 
 
 # Sites ---------------------------------------------------------------------------------
@@ -180,7 +185,7 @@ def list_assets(
     result = service.list_assets(
         session, where=where, sort=sort, limit=page.limit, cursor=page.cursor
     )
-    return PageOut(items=[asset_out(a) for a in result.items], next_cursor=result.next_cursor)
+    return Response(asset_page_json(result.items, result.next_cursor), media_type=JSON)
 
 
 @assets.post("", response_model=AssetOut, status_code=status.HTTP_201_CREATED)
@@ -199,10 +204,9 @@ def import_assets(body: AssetImport, session: SessionDep, actor: ActorDep, reque
 
 
 @assets.get("/{serial}", response_model=AssetOut)
-def get_asset(serial: SerialPath, session: SessionDep, response: Response):
-    asset = service.get_asset(session, serial=serial)
-    response.headers["ETag"] = _etag(asset.version)
-    return asset_out(asset)
+def get_asset(serial: SerialPath, session: SessionDep):
+    asset = service.get_asset_view(session, serial=serial)
+    return Response(asset_json(asset), media_type=JSON, headers={"ETag": _etag(asset["version"])})
 
 
 @assets.patch("/{serial}", response_model=AssetOut)

@@ -3,7 +3,20 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, object_session
 
 from metalyard.auth.actor import Actor
@@ -11,9 +24,16 @@ from metalyard.auth.changes import service as changes
 from metalyard.auth.changes.models import ChangeRequest
 from metalyard.auth.models import Project, Team
 from metalyard.db import utcnow
+from metalyard.db.engine import among, insert_many, refresh_statistics
 from metalyard.db.lookup import apply_fields, check_version, get_by
-from metalyard.db.pagination import Page, SortKey, paginate, parse_sort
-from metalyard.errors import AlreadyExists, Conflict, ForbiddenTransition, InvalidInput
+from metalyard.db.pagination import Page, SortKey, page_of, page_query, paginate, parse_sort
+from metalyard.errors import (
+    AlreadyExists,
+    Conflict,
+    ForbiddenTransition,
+    InvalidInput,
+    NotFound,
+)
 from metalyard.inventory.lifecycle import TRANSITIONS, AssetState, Health, approval_action
 from metalyard.inventory.models import (
     Asset,
@@ -163,13 +183,26 @@ def delete_machine_class(session: Session, *, name: str) -> None:
 
 # Assets --------------------------------------------------------------------------------
 
+# Reads are Core statements over the tables: no Asset objects (whose joined relations join
+# into every query, and which are built only to be flattened again) and no ORM result
+# processing. The fixed statements are built once, so SQLAlchemy finds their compiled form
+# without walking them again on every call.
+_assets = Asset.__table__
+_racks = Rack.__table__
+_sites = Site.__table__
+_classes = MachineClass.__table__
+_teams = Team.__table__
+_projects = Project.__table__
+_interfaces = AssetInterface.__table__
+_tags = AssetTag.__table__
+
 ASSET_SORTS = {
-    "id": Asset.id,
-    "serial": Asset.serial,
-    "hostname": Asset.hostname,
-    "state": Asset.state,
-    "created_at": Asset.created_at,
-    "updated_at": Asset.updated_at,
+    "id": _assets.c.id,
+    "serial": _assets.c.serial,
+    "hostname": _assets.c.hostname,
+    "state": _assets.c.state,
+    "created_at": _assets.c.created_at,
+    "updated_at": _assets.c.updated_at,
 }
 
 
@@ -191,57 +224,174 @@ class AssetFilter:
     """Free text, matched anywhere in the serial or the hostname."""
 
 
+AssetView = dict[str, Any]
+"""An asset as the API shows it: its `id`, then the fields of schemas.AssetOut in order."""
+
+_ASSET_VIEW = select(
+    _assets.c.id,
+    _assets.c.serial,
+    _assets.c.hostname,
+    _assets.c.vendor,
+    _assets.c.model,
+    _classes.c.name.label("machine_class"),
+    _sites.c.name.label("site"),
+    _racks.c.name.label("rack"),
+    _assets.c.rack_position_u,
+    _assets.c.bmc_driver,
+    _assets.c.bmc_address,
+    _assets.c.bmc_credential,
+    _assets.c.state,
+    _assets.c.health,
+    _assets.c.maintenance,
+    _teams.c.name.label("owner_team"),
+    _projects.c.name.label("project"),
+    # Placeholders, filled by _add_children: the JSON follows the keys' order (AssetOut's).
+    literal_column("NULL").label("interfaces"),
+    literal_column("NULL").label("tags"),
+    _assets.c.facts,
+    _assets.c.firmware,
+    _assets.c.version,
+    _assets.c.created_at,
+    _assets.c.updated_at,
+).select_from(
+    _assets.outerjoin(_classes, _classes.c.id == _assets.c.machine_class_id)
+    .outerjoin(_racks, _racks.c.id == _assets.c.rack_id)
+    .outerjoin(_sites, _sites.c.id == _racks.c.site_id)
+    .outerjoin(_teams, _teams.c.id == _assets.c.owner_team_id)
+    .outerjoin(_projects, _projects.c.id == _assets.c.project_id)
+)
+_VIEW_BY_SERIAL = _ASSET_VIEW.where(_assets.c.serial == bindparam("serial"))
+
+
 def get_asset(session: Session, *, serial: str) -> Asset:
     return get_by(session, Asset, "asset", serial=serial)
 
 
+def get_asset_view(session: Session, *, serial: str) -> AssetView:
+    views = _view_rows(session, _VIEW_BY_SERIAL, {"serial": serial})
+    if not views:
+        raise NotFound(f"no asset with serial {serial!r}", details={"serial": serial})
+    _add_children(session, views)
+    return views[0]
+
+
 def list_assets(
     session: Session, *, where: AssetFilter, sort: str, limit: int, cursor: str | None
-) -> Page[Asset]:
+) -> Page[AssetView]:
+    """One page in two statements: the page's rows, selected by ids that the indexes alone
+    find (by state and rack, or by tag), then their interfaces and tags."""
     key = parse_sort(sort, ASSET_SORTS)
-    stmt = select(Asset)
+    conditions = _conditions(where)
+    leading = (
+        next((t for t in where.tags if "=" in t), None) if key.column is _assets.c.id else None
+    )
+    if leading is None:
+        id_column, by = _assets.c.id, key
+        ids = select(id_column).where(*conditions, *map(_has_tag, where.tags))
+    else:
+        # Walk the (key, value, asset_id) index in id order: the first `limit` matches of
+        # even a common tag come without reading any asset it does not return.
+        tag = _tags.alias()  # so the other tags' subqueries do not correlate to it
+        tag_key, _, value = leading.partition("=")
+        id_column = tag.c.asset_id
+        by = SortKey(id_column, descending=key.descending)
+        ids = select(id_column).where(tag.c.key == tag_key, tag.c.value == value)
+        others = [_has_tag(t) for t in where.tags if t != leading]
+        if conditions or others:
+            ids = ids.join(_assets, _assets.c.id == id_column).where(*conditions, *others)
+    ids = page_query(ids, id_column=id_column, sort=by, limit=limit, cursor=cursor)
+    order = [key.column, _assets.c.id] if key.column is not _assets.c.id else [_assets.c.id]
+    rows = _ASSET_VIEW.where(_assets.c.id.in_(ids))
+    rows = rows.order_by(*(c.desc() if key.descending else c.asc() for c in order))
+    page = page_of(_view_rows(session, rows, {}), limit, lambda v: (v[key.column.key], v["id"]))
+    _add_children(session, page.items)
+    return page
+
+
+def _conditions(where: AssetFilter) -> list[ColumnElement[bool]]:
+    """The filters on the assets table itself (tags are matched apart)."""
+    assets = _assets.c
+    conditions: list[ColumnElement[bool]] = []
     if where.states:
-        stmt = stmt.where(Asset.state.in_(where.states))
+        conditions.append(assets.state.in_(where.states))
     if where.site is not None or where.rack is not None:
-        racks = select(Rack.id)
+        racks = select(_racks.c.id)
         if where.site is not None:
-            racks = racks.join(Site).where(Site.name == where.site)
+            racks = racks.join(_sites).where(_sites.c.name == where.site)
         if where.rack is not None:
-            racks = racks.where(Rack.name == where.rack)
-        stmt = stmt.where(Asset.rack_id.in_(racks))
-    if where.machine_class is not None:
-        stmt = stmt.where(
-            Asset.machine_class_id
-            == select(MachineClass.id)
-            .where(MachineClass.name == where.machine_class)
-            .scalar_subquery()
-        )
-    if where.owner_team is not None:
-        stmt = stmt.where(
-            Asset.owner_team_id
-            == select(Team.id).where(Team.name == where.owner_team).scalar_subquery()
-        )
-    if where.project is not None:
-        stmt = stmt.where(
-            Asset.project_id
-            == select(Project.id).where(Project.name == where.project).scalar_subquery()
-        )
+            racks = racks.where(_racks.c.name == where.rack)
+        conditions.append(assets.rack_id.in_(racks))
+    for column, table, name in (
+        (assets.machine_class_id, _classes, where.machine_class),
+        (assets.owner_team_id, _teams, where.owner_team),
+        (assets.project_id, _projects, where.project),
+    ):
+        if name is not None:
+            conditions.append(
+                column == select(table.c.id).where(table.c.name == name).scalar_subquery()
+            )
     if where.health is not None:
-        stmt = stmt.where(Asset.health == where.health)
+        conditions.append(assets.health == where.health)
     if where.maintenance is not None:
-        stmt = stmt.where(Asset.maintenance == where.maintenance)
-    for tag in where.tags:
-        tag_key, has_value, value = tag.partition("=")
-        match = select(AssetTag.asset_id).where(AssetTag.key == tag_key)
-        if has_value:
-            match = match.where(AssetTag.value == value)
-        stmt = stmt.where(Asset.id.in_(match))
+        conditions.append(assets.maintenance == where.maintenance)
     if where.q:
         pattern = "%" + where.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(
-            Asset.serial.ilike(pattern, escape="\\") | Asset.hostname.ilike(pattern, escape="\\")
+        conditions.append(
+            assets.serial.ilike(pattern, escape="\\") | assets.hostname.ilike(pattern, escape="\\")
         )
-    return paginate(session, stmt, id_column=Asset.id, sort=key, limit=limit, cursor=cursor)
+    return conditions
+
+
+def _has_tag(tag: str) -> ColumnElement[bool]:
+    tag_key, has_value, value = tag.partition("=")
+    match = select(_tags.c.asset_id).where(_tags.c.key == tag_key)
+    if has_value:
+        match = match.where(_tags.c.value == value)
+    return _assets.c.id.in_(match)
+
+
+def _view_rows(session: Session, stmt: Select, params: dict[str, Any]) -> list[AssetView]:
+    result = session.execute(stmt, params)
+    columns = result.keys()
+    # .all() fetches in one call; iterating a result would fetch row by row.
+    return [dict(zip(columns, row, strict=True)) for row in result.all()]
+
+
+def _add_children(session: Session, views: list[AssetView]) -> None:
+    """Give the assets their interfaces and tags, in one statement (one round trip fewer)."""
+    for view in views:
+        view["interfaces"], view["tags"] = [], {}  # in place of the placeholders
+    if not views:
+        return
+    by_id = {view["id"]: view for view in views}
+    children = _CHILDREN[session.get_bind().dialect.name]
+    for asset_id, kind, name, value, speed_mbps in session.execute(
+        children, {"ids": list(by_id)}
+    ).all():
+        view = by_id[asset_id]
+        if kind == "interface":
+            view["interfaces"].append({"name": name, "mac": value, "speed_mbps": speed_mbps})
+        else:
+            view["tags"][name] = value
+
+
+def _children_of(dialect: str) -> CompoundSelect:
+    interfaces = select(
+        _interfaces.c.asset_id,
+        literal_column("'interface'").label("kind"),
+        _interfaces.c.name,
+        _interfaces.c.mac,
+        _interfaces.c.speed_mbps,
+    ).where(among(dialect, _interfaces.c.asset_id, "ids"))
+    tags = select(
+        _tags.c.asset_id, literal_column("'tag'"), _tags.c.key, _tags.c.value, null()
+    ).where(among(dialect, _tags.c.asset_id, "ids"))
+    return union_all(interfaces, tags).order_by("kind", "asset_id", "name")
+
+
+# Built once per dialect, like _ASSET_VIEW: building it per call took as long as a get's
+# queries themselves.
+_CHILDREN = {dialect: _children_of(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def create_asset(session: Session, *, data: AssetCreate, actor: Actor) -> Asset:
@@ -421,6 +571,9 @@ def _record_move(
 
 # Bulk import ---------------------------------------------------------------------------
 
+BIG_IMPORT = 1000
+"""Imports of this many assets or more refresh the planner's statistics."""
+
 
 def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) -> list[str]:
     """All or nothing: every row is checked first, and any error writes nothing."""
@@ -448,11 +601,8 @@ def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) ->
                 "updated_at": now,
             }
         )
-    # Core, unordered RETURNING lets the driver send the rows in a few multi-row statements;
-    # serials are unique, so they map the new ids back to the rows.
-    assets = Asset.__table__
-    returned = session.execute(insert(assets).returning(assets.c.serial, assets.c.id), asset_rows)
-    id_of = dict(returned.all())
+    # The new ids come back in no particular order; serials are unique, so they map them.
+    id_of = dict(insert_many(session, _assets, asset_rows, (_assets.c.serial, _assets.c.id)))
     ids = [id_of[row.serial] for row in rows]
     interfaces = [
         {"asset_id": asset_id, **i.model_dump()}
@@ -476,13 +626,16 @@ def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) ->
         }
         for asset_id, row in zip(ids, rows, strict=True)
     ]
+    grown = {"assets": len(asset_rows)}
     for table, values in (
-        (AssetInterface, interfaces),
-        (AssetTag, tags),
-        (AssetStateChange, moves),
+        (_interfaces, interfaces),
+        (_tags, tags),
+        (AssetStateChange.__table__, moves),
     ):
-        if values:
-            session.execute(insert(table), values)
+        insert_many(session, table, values)
+        grown[table.name] = len(values)
+    if len(rows) >= BIG_IMPORT:
+        refresh_statistics(session, grown)
     return [row.serial for row in rows]
 
 
@@ -591,11 +744,8 @@ def _duplicate_errors(session: Session, rows: list[AssetCreate]) -> list[dict[st
 
 
 def _existing(session: Session, column, values: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(values), 5000):  # stay under SQLite's bound-parameter limit
-        chunk = values[start : start + 5000]
-        found.update(session.scalars(select(column).where(column.in_(chunk))))
-    return found
+    match = among(session.get_bind().dialect.name, column, "values")
+    return set(session.scalars(select(column).where(match), {"values": values}))
 
 
 # Shared helpers ------------------------------------------------------------------------

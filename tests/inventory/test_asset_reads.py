@@ -1,0 +1,153 @@
+"""Asset reads serialize rows themselves: the same JSON, byte for byte, as the models give."""
+
+import re
+
+import pytest
+from pydantic import TypeAdapter
+from sqlalchemy import text
+
+from metalyard.inventory import service
+from metalyard.inventory.schemas import AssetOut, AssetRow, InterfaceOut, InterfaceRow, asset_out
+from metalyard.schemas import PageOut
+
+
+@pytest.fixture
+def furnished(client, admin):
+    """An asset with every field set, some of them in ways JSON encoders disagree on."""
+    admin.post("/v1/teams", json={"name": "infra"}).raise_for_status()
+    admin.post("/v1/projects", json={"name": "batch", "team": "infra"}).raise_for_status()
+    client.post("/v1/sites", json={"name": "dub1"}).raise_for_status()
+    client.post("/v1/racks", json={"site": "dub1", "name": "r01"}).raise_for_status()
+    client.post("/v1/machine-classes", json={"name": "gpu"}).raise_for_status()
+    created = client.post(
+        "/v1/assets",
+        json={
+            "serial": "SN1",
+            "hostname": "node1.dub1",
+            "vendor": "Ünïcode & <co>",
+            "machine_class": "gpu",
+            "site": "dub1",
+            "rack": "r01",
+            "rack_position_u": 7,
+            "owner_team": "infra",
+            "project": "batch",
+            "health": "OK",
+            "tags": {"pool": "web", "env": "prod", "a": ""},
+            "interfaces": [
+                {"name": "eth1", "mac": "52:54:00:00:00:02", "speed_mbps": 25000},
+                {"name": "eth0", "mac": "52:54:00:00:00:01"},
+            ],
+            "facts": {"cores": 64, "load": 0.1, "big": 2**70, "nested": {"x": [1, None]}},
+            "firmware": {"bios": "2.1"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    return created
+
+
+def model_json(database, serial: str) -> bytes:
+    """The asset as the models serialize it, from its ORM object (how reads answered before)."""
+    with database.transaction(write=False) as session:
+        return asset_out(service.get_asset(session, serial=serial)).model_dump_json().encode()
+
+
+def test_a_read_answers_the_bytes_the_model_gives(client, database, furnished):
+    got = client.get("/v1/assets/SN1")
+    assert got.content == model_json(database, "SN1")
+    assert got.headers["ETag"] == furnished.headers["ETag"] == '"1"'
+    assert got.headers["content-type"] == furnished.headers["content-type"]
+    assert [i["name"] for i in got.json()["interfaces"]] == ["eth0", "eth1"]
+    assert list(got.json()["tags"]) == ["a", "env", "pool"]
+
+
+def test_a_page_answers_the_bytes_the_model_gives(client, database, furnished):
+    client.post("/v1/assets", json={"serial": "SN2"}).raise_for_status()
+    page = client.get("/v1/assets", params={"limit": 1})
+    as_models = TypeAdapter(PageOut[AssetOut]).validate_json(page.content)
+    assert page.content == TypeAdapter(PageOut[AssetOut]).dump_json(as_models)
+    assert as_models.items[0].model_dump_json().encode() == model_json(database, "SN1")
+    assert as_models.next_cursor is not None
+
+
+def test_rows_have_the_fields_of_the_models_in_their_order():
+    assert list(AssetRow.__annotations__) == list(AssetOut.model_fields)
+    assert list(InterfaceRow.__annotations__) == list(InterfaceOut.model_fields)
+
+
+def test_an_unknown_serial_is_a_404_naming_it(client):
+    response = client.get("/v1/assets/NOPE")
+    assert response.status_code == 404
+    assert response.json()["message"] == "no asset with serial 'NOPE'"
+    assert response.json()["details"] == {"serial": "NOPE"}
+
+
+@pytest.fixture
+def tagged(client):
+    rows = [
+        {
+            "serial": f"SN{n:02d}",
+            "state": "SPARE" if n % 2 else "DISCOVERED",
+            "tags": {"pool": "web" if n % 3 else "db", "env": "prod" if n % 4 else "dev"},
+        }
+        for n in range(24)
+    ]
+    client.post("/v1/assets/import", json={"assets": rows}).raise_for_status()
+    return rows
+
+
+def walk(client, **params):
+    found, cursor = [], None
+    while True:
+        page = client.get("/v1/assets", params={**params, **({"cursor": cursor} if cursor else {})})
+        assert page.status_code == 200, page.text
+        found += [a["serial"] for a in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return found
+
+
+@pytest.mark.parametrize("sort", ["id", "-id"])
+def test_tag_pages_walk_every_match_once_with_other_filters(client, tagged, sort):
+    def expect(predicate):
+        serials = [r["serial"] for r in tagged if predicate(r)]
+        return serials if sort == "id" else serials[::-1]
+
+    assert walk(client, tag="pool=web", limit=5, sort=sort) == expect(
+        lambda r: r["tags"]["pool"] == "web"
+    )
+    assert walk(client, tag=["pool=web", "env=prod"], state="SPARE", limit=3, sort=sort) == expect(
+        lambda r: r["tags"] == {"pool": "web", "env": "prod"} and r["state"] == "SPARE"
+    )
+    assert walk(client, tag=["env", "pool=db"], limit=2, sort=sort) == expect(
+        lambda r: r["tags"]["pool"] == "db"
+    )
+
+
+def test_imported_and_enrolled_assets_are_stored_alike(client, database, furnished):
+    """The bulk path writes rows itself; they must hold what the ORM path writes."""
+    enrolled = furnished.json()
+    imported = {**enrolled, "serial": "SN2", "state": "DISCOVERED"}
+    for key in ("version", "created_at", "updated_at"):
+        del imported[key]
+    imported["interfaces"] = [
+        {**i, "mac": i["mac"].replace("00:00:00", "00:00:01")} for i in enrolled["interfaces"]
+    ]
+    response = client.post("/v1/assets/import", json={"assets": [imported]})
+    assert response.status_code == 201, response.text
+    with database.engine.connect() as connection:
+        enrolled_row, imported_row = (
+            row._asdict() for row in connection.execute(text("SELECT * FROM assets ORDER BY id"))
+        )
+    if database.is_sqlite:  # timestamps are text there, in SQLAlchemy's format
+        for row in (enrolled_row, imported_row):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", row["created_at"])
+    for key in ("id", "serial", "created_at", "updated_at"):
+        del enrolled_row[key], imported_row[key]
+    assert imported_row == enrolled_row
+    first, second = (client.get(f"/v1/assets/{serial}").json() for serial in ("SN1", "SN2"))
+    for asset in (first, second):
+        for key in ("serial", "created_at", "updated_at"):
+            del asset[key]
+        for interface in asset["interfaces"]:
+            interface["mac"] = interface["mac"][-2:]
+    assert first == second
