@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from metalyard.auth.actor import Actor
@@ -88,7 +88,7 @@ def agent_asset(session: Session, *, token: str | None) -> Asset:
     if agent is None:
         raise Unauthenticated("unknown agent token: boot again")
     agent.seen_at = utcnow()
-    return session.get(Asset, agent.asset_id)
+    return session.scalar(_locked(select(Asset).where(Asset.id == agent.asset_id)))
 
 
 def whoami(session: Session, *, asset: Asset) -> AgentView:
@@ -109,10 +109,10 @@ def _recognise(session: Session, facts: dict[str, Any]) -> Asset:
     macs = [n["mac"].lower() for n in facts.get("nics") or [] if n.get("mac")]
     asset = None
     if serial:
-        asset = session.scalar(select(Asset).where(Asset.serial == serial))
+        asset = session.scalar(_locked(select(Asset).where(Asset.serial == serial)))
     if asset is None and macs:
         asset = session.scalar(
-            select(Asset).join(AssetInterface).where(AssetInterface.mac.in_(macs)).limit(1)
+            _locked(select(Asset).join(AssetInterface).where(AssetInterface.mac.in_(macs)).limit(1))
         )
     if asset is not None:
         return asset
@@ -130,6 +130,13 @@ def _recognise(session: Session, facts: dict[str, Any]) -> Asset:
         tags={UNKNOWN_TAG: "first seen by the agent; no asset had its serial or MACs"},
     )
     return inventory.create_asset(session, data=data, actor=AGENT)
+
+
+def _locked(query: Select) -> Select:
+    """The asset row locked until this transaction ends (PostgreSQL; SQLite writes one at a
+    time anyway): the evaluation flow writes the same asset, and an agent's boot or report
+    must then wait for it rather than fail as a stale write."""
+    return query.with_for_update(of=Asset)
 
 
 def _evaluate(session: Session, asset: Asset, region: str) -> None:
