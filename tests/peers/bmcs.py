@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import httpx
 
 from metalyard.drivers import BmcTarget
 from metalyard.lab import bmcs as lab
+from metalyard.lab.processes import wait_until_started
 from tests.peers.tls import self_signed
 
 HERE = Path(__file__).parent
@@ -23,17 +23,6 @@ BMC_USERS = (BMC_USER, "operator", "viewer")
 """Accounts of every emulated Redfish BMC, all with BMC_PASSWORD."""
 BMC_PASSWORD = "Sup3r-S3cret-BMC-pw"
 """Known to the tests, so a test can prove it never reaches a log."""
-
-
-def _wait_for(process: subprocess.Popen, probe, log: Path, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
-        if probe():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start: {log.read_text()[-2000:]}")
 
 
 class RedfishEmulator(lab.RedfishEmulator):
@@ -115,7 +104,9 @@ class IpmiSimulators:
             stderr=subprocess.STDOUT,
             env={**os.environ, "BMC_PASSWORD": BMC_PASSWORD},
         )
-        _wait_for(self.process, lambda: "ready" in log.read_text(), log, "the IPMI simulator")
+        wait_until_started(
+            self.process, lambda: "ready" in log.read_text(), log, "the IPMI simulator", 30
+        )
         return self
 
     def address(self, index: int = 0) -> str:

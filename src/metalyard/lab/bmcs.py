@@ -4,12 +4,10 @@ metalyard drives them through its real drivers, and each BMC tells the simulated
 
 import json
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +18,7 @@ import httpx
 from metalyard.drivers import BmcTarget
 from metalyard.errors import InvalidInput
 from metalyard.lab.machines import SimulatedMachine
+from metalyard.lab.processes import free_port, wait_until_started
 
 BMC_USER = "admin"
 PowerChanged = Callable[[str, bool], None]
@@ -151,7 +150,7 @@ class RedfishEmulator:
                 "the Redfish BMCs run in sushy-tools' emulator: pip install 'metalyard[lab]'"
             ) from None
         self.root = Path(tempfile.mkdtemp(prefix="metalyard-redfish-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         config = {
             "SUSHY_EMULATOR_FAKE_DRIVER": True,
@@ -181,12 +180,7 @@ class RedfishEmulator:
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the Redfish emulator did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.05)
+        wait_until_started(self.process, self._answers, log, "the Redfish emulator", timeout)
         return self
 
     def _answers(self) -> bool:
@@ -199,9 +193,3 @@ class RedfishEmulator:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -8,13 +8,13 @@ Its own process, so that the control plane and the simulated datacenter each hav
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from metalyard.lab.processes import free_port, wait_until_started
 
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 """The lab's agents call from this host: its discovery network."""
@@ -24,7 +24,7 @@ TOKEN_LINE = re.compile(r"^admin token: (\S+)$", re.MULTILINE)
 class ControlPlane:
     def __init__(self, data_dir: Path, *, port: int = 0) -> None:
         self.data_dir = data_dir
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "metalyard.log"
         self.token = ""
@@ -51,15 +51,14 @@ class ControlPlane:
                 env={**os.environ, **settings},
                 cwd=self.data_dir,  # away from any metalyard.env of the caller's directory
             )
-        deadline = time.monotonic() + timeout
-        while not (self.token and self._answers()):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"metalyard did not start: {self.log.read_text()[-3000:]}")
-            if not self.token and (found := TOKEN_LINE.search(self.log.read_text())):
-                self.token = found.group(1)
-            time.sleep(0.1)
+        wait_until_started(self._process, self._ready, self.log, "metalyard", timeout)
         return self
+
+    def _ready(self) -> bool:
+        """The first start's admin token is printed, and the API answers."""
+        if not self.token and (found := TOKEN_LINE.search(self.log.read_text())):
+            self.token = found.group(1)
+        return bool(self.token) and self._answers()
 
     @property
     def pid(self) -> int | None:
@@ -78,9 +77,3 @@ class ControlPlane:
                 self._process.wait(30)
             except subprocess.TimeoutExpired:
                 self._process.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
