@@ -13,6 +13,7 @@ code that holds the machine (tests inject and repair faults that way):
   motherboard is by its BMC: the lab's simulated servers listen there.
 """
 
+import functools
 import itertools
 import random
 import re
@@ -154,13 +155,16 @@ def _machine_from_address(address: str) -> FakeMachine:
     )
 
 
-_NOTIFICATIONS = httpx.Client(timeout=10)
-"""One pool of keep-alive connections for every machine's notifications."""
+@functools.cache
+def _notifications() -> httpx.Client:
+    """One pool of keep-alive connections for every machine's notifications, made on first
+    use: most processes importing this driver never notify."""
+    return httpx.Client(timeout=10)
 
 
 def _notifier(url: str, serial: str) -> Callable[[bool], None]:
     def notify(booted: bool) -> None:
-        _NOTIFICATIONS.post(url, json={"serial": serial, "booted": booted}).raise_for_status()
+        _notifications().post(url, json={"serial": serial, "booted": booted}).raise_for_status()
 
     return notify
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from metalyard.discovery.schemas import DiscoveryRowOut
 from metalyard.errors import InvalidInput, MetalyardError
 from metalyard.inventory.lifecycle import AssetState
 from metalyard.lab import scenario
@@ -168,12 +169,13 @@ class Lab:
         hand for the ones nobody could scan in."""
         self._started_at = time.monotonic()
         enrolled = {m.serial for m in scenario.known(self.machines)}
-        self._each(
+        _each(
+            self.machines,
             lambda m: (
                 self.client.bmc.power(m.serial, "on")
                 if m.serial in enrolled
                 else self.datacenter.press_power_button(m.serial)
-            )
+            ),
         )
 
     def settle(self, show: Callable[[Census], None] = lambda _census: None) -> Census:
@@ -189,7 +191,10 @@ class Lab:
             time.sleep(CENSUS_SECONDS)
 
     def census(self) -> Census:
-        rows = {row.serial: row for row in self.client.discovery.booting()}
+        return self._census(self.client.discovery.booting())
+
+    def _census(self, booting: list[DiscoveryRowOut]) -> Census:
+        rows = {row.serial: row for row in booting}
         states: Counter[str] = Counter()
         settled = 0
         for server in self.datacenter.servers.values():
@@ -217,13 +222,11 @@ class Lab:
         )
 
     def summary(self) -> Summary:
-        census = self.census()
-        quarantined = [
-            row.serial
-            for row in self.client.discovery.booting()
-            if row.state is AssetState.QUARANTINED
-        ]
-        reasons = dict(zip(quarantined, self._each_of(quarantined, self._reasons), strict=True))
+        booting = self.client.discovery.booting()
+        census = self._census(booting)
+        quarantined = [row.serial for row in booting if row.state is AssetState.QUARANTINED]
+        why = _each(quarantined, lambda serial: self.client.discovery.why(serial).reasons)
+        reasons = dict(zip(quarantined, why, strict=True))
         report = self.client.procurement.report()
         servers = self.datacenter.servers.values()
         return Summary(
@@ -243,9 +246,6 @@ class Lab:
             ),
         )
 
-    def _reasons(self, serial: str) -> list[str]:
-        return self.client.discovery.why(serial).reasons
-
     def fix(self) -> list[str]:
         """Repair every fault and reboot the quarantined servers through metalyard; the
         serials of the repaired servers."""
@@ -253,12 +253,12 @@ class Lab:
         if unknown:  # the vendor sends the corrected packing list; site-ops record the rest
             packing = "serial\n" + "".join(f"{m.serial}\n" for m in unknown)
             self.client.purchase_orders.import_serials(self.order, packing)
-            self._each(lambda m: self.client.assets.update(m.serial, self._recorded(m)), unknown)
+            _each(unknown, lambda m: self.client.assets.update(m.serial, self._recorded(m)))
         repaired = [m for m in self.machines if m.faults]
         for machine in repaired:
             machine.repair()
         self._started_at = time.monotonic()
-        self._each(lambda m: self.client.bmc.power(m.serial, "cycle"), repaired)
+        _each(repaired, lambda m: self.client.bmc.power(m.serial, "cycle"))
         return [m.serial for m in repaired]
 
     def _recorded(self, machine: SimulatedMachine) -> dict:
@@ -276,16 +276,11 @@ class Lab:
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    # --- helpers -----------------------------------------------------------------------
 
-    def _each(self, call: Callable[[SimulatedMachine], object], machines=None) -> None:
-        self._each_of(machines if machines is not None else self.machines, call)
-
-    @staticmethod
-    def _each_of(items: list, call: Callable) -> list:
-        """`call` on every item, 4 at a time, as a script driving the API would."""
-        with ThreadPoolExecutor(4) as pool:
-            return list(pool.map(call, items))
+def _each(items: list, call: Callable) -> list:
+    """`call` on every item, 4 at a time, as a script driving the API would."""
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(call, items))
 
 
 class LabTimeout(MetalyardError):
