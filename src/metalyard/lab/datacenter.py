@@ -21,7 +21,6 @@ from enum import StrEnum
 import httpx
 
 from metalyard.agent.runtime import DEFAULT_PORT, Agent, Status
-from metalyard.drivers import BmcTarget
 from metalyard.lab.machines import SimulatedMachine
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,6 @@ class Server:
     """A simulated machine in its rack, as the datacenter sees it (not as metalyard does)."""
 
     machine: SimulatedMachine
-    bmc: BmcTarget
     phase: Phase = Phase.OFF
     generation: int = 0
     """Grows at every power change: steps scheduled before it are stale."""

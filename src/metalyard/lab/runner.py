@@ -155,14 +155,10 @@ class Lab:
         self.control_plane.start()
         self.client = Client(self.control_plane.url, self.control_plane.token, timeout=60.0)
         self.order = scenario.order(self.client, self.machines, self.racks)
-        self.bmcs.start(self.machines, self._power_changed)
-        servers = [Server(m, self.bmcs.target(m)) for m in self.machines]
-        self.datacenter = Datacenter(self.control_plane.url, servers)
+        self.datacenter = Datacenter(self.control_plane.url, [Server(m) for m in self.machines])
+        self.bmcs.start(self.machines, self.datacenter.power_changed)
         scenario.rack(self.client, self.order, self.machines, self.bmcs)
         return self
-
-    def _power_changed(self, serial: str, booted: bool) -> None:
-        self.datacenter.power_changed(serial, booted)
 
     def power_on(self) -> None:
         """Every server on: through metalyard and its BMC for the servers it has enrolled, by
