@@ -3,13 +3,13 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 import metalyard
 from metalyard.api import errors
 from metalyard.api.deps import SettingsDep
 from metalyard.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from metalyard.api.routing import UnitOfWorkRoute
+from metalyard.api.routing import add_routes, open_router
 from metalyard.auth import api as auth_api
 from metalyard.auth.audit import api as audit_api
 from metalyard.auth.changes import api as changes_api
@@ -22,20 +22,7 @@ from metalyard.inventory import api as inventory_api
 from metalyard.network import api as network_api
 from metalyard.orchestrator import api as orchestrator_api
 from metalyard.procurement import api as procurement_api
-from metalyard.schemas import ErrorBody, RegionOut
-
-ERROR_RESPONSES = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in (
-        (400, "The request body cannot be read (not UTF-8)"),
-        (401, "No valid token"),
-        (403, "The token's scope does not allow this call"),
-        (404, "Not found"),
-        (409, "Conflicts with the current state (stale version, forbidden move, duplicate)"),
-        (413, "Request too large"),
-        (422, "Invalid input: `details` names each field and why"),
-    )
-}
+from metalyard.schemas import RegionOut
 
 
 @asynccontextmanager
@@ -61,13 +48,14 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     errors.install(app)
 
-    v1 = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, responses=ERROR_RESPONSES)
+    region = open_router(tags=["region"])
 
-    @v1.get("/region", tags=["region"], response_model=RegionOut)
+    @region.get("/region", response_model=RegionOut)
     def get_region(settings: SettingsDep) -> RegionOut:
         """Which region this deployment serves (no token needed)."""
         return RegionOut(name=settings.region, version=metalyard.__version__)
 
+    add_routes(app, region)
     for module in (
         inventory_api,
         drivers_api,
@@ -80,9 +68,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         audit_api,
     ):
         for router in module.routers:
-            v1.include_router(router)
-    app.include_router(v1)
-    app.include_router(network_api.boot)  # iPXE asks at /boot/ipxe, without a token
+            add_routes(app, router)
+    add_routes(app, network_api.boot)  # iPXE asks at /boot/ipxe, without a token
     return app
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
@@ -19,8 +19,24 @@ from metalyard.api.deps import READ_METHODS, authorize
 from metalyard.auth.audit import service as audit
 from metalyard.db import Database
 from metalyard.errors import MetalyardError
+from metalyard.schemas import ErrorBody
 
 log = logging.getLogger(__name__)
+
+API_PREFIX = "/v1"
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "The request body cannot be read (not UTF-8)"),
+        (401, "No valid token"),
+        (403, "The token's scope does not allow this call"),
+        (404, "Not found"),
+        (409, "Conflicts with the current state (stale version, forbidden move, duplicate)"),
+        (413, "Request too large"),
+        (422, "Invalid input: `details` names each field and why"),
+    )
+}
+"""What any API call may answer besides its success, for the OpenAPI document."""
 
 MAX_SUMMARY_BYTES = 4096
 SECRET_WORDS = ("password", "secret", "token", "credential_value")
@@ -174,17 +190,43 @@ def _redact(value: Any) -> Any:
     return value
 
 
-def secured_router(**kwargs: Any) -> APIRouter:
-    """A router whose every route runs in a transaction and needs a token (see deps)."""
+def secured_router(*, prefix: str = "", **kwargs: Any) -> APIRouter:
+    """A router under /v1 whose every route runs in a transaction and needs a token (see
+    deps)."""
     dependencies = [Depends(authorize), *kwargs.pop("dependencies", [])]
-    return APIRouter(route_class=UnitOfWorkRoute, dependencies=dependencies, **kwargs)
+    return APIRouter(
+        prefix=API_PREFIX + prefix,
+        route_class=UnitOfWorkRoute,
+        dependencies=dependencies,
+        responses={**ERROR_RESPONSES, **kwargs.pop("responses", {})},
+        **kwargs,
+    )
 
 
 class RecordingRoute(UnitOfWorkRoute):
     records = True
 
 
-def open_router(*, records: bool = False, **kwargs: Any) -> APIRouter:
+def open_router(
+    *, prefix: str = "", records: bool = False, versioned: bool = True, **kwargs: Any
+) -> APIRouter:
     """A router that authenticates per route (token creation, the region, the machines
-    booting); `records`: its reads write (see UnitOfWorkRoute.records)."""
-    return APIRouter(route_class=RecordingRoute if records else UnitOfWorkRoute, **kwargs)
+    booting); `records`: its reads write (see UnitOfWorkRoute.records); `versioned`: under
+    /v1, with the API's error responses."""
+    return APIRouter(
+        prefix=(API_PREFIX if versioned else "") + prefix,
+        route_class=RecordingRoute if records else UnitOfWorkRoute,
+        responses={**ERROR_RESPONSES, **kwargs.pop("responses", {})} if versioned else None,
+        **kwargs,
+    )
+
+
+def add_routes(app: FastAPI, router: APIRouter) -> None:
+    """Put the router's routes in the app's own list, where they are matched in one pass.
+
+    Since FastAPI 0.137, `include_router` keeps each included router as a layer that is
+    matched on every request, twice (to pick the route, then to run it); with our thirty
+    routers that cost from 0.2 ms for the first route to 1 ms for the last. Our routers
+    already carry their full path, dependencies and responses, so nothing is lost.
+    """
+    app.router.routes.extend(router.routes)

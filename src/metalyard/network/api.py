@@ -195,7 +195,9 @@ def release_ip(address: AddressPath, session: SessionDep, _dhcp: KeepDhcpInStep)
 
 # PXE boot ------------------------------------------------------------------------------
 
-boot = open_router(prefix="/boot", tags=["boot"], records=True)  # each iPXE request is kept
+boot = open_router(
+    prefix="/boot", tags=["boot"], records=True, versioned=False
+)  # each iPXE request is kept
 """Served at the root, not under /v1: iPXE asks here, with no token to send."""
 boot_requests = secured_router(prefix="/boot-requests", tags=["boot"])
 routers.append(boot_requests)
