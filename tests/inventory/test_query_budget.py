@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
-BUDGET = 2  # the page with its names; the interfaces and tags of its assets
+BUDGET = 1  # the page, its names, and the interfaces and tags of its assets as JSON
 
 
 @contextmanager
