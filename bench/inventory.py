@@ -31,7 +31,7 @@ started the way the tests start one, see tests/peers/postgres.py):
                    network; the targets are judged here;
      testclient    the same through fastapi's TestClient, which adds ~2-3 ms of its own
                    thread hand-offs per request (for reference only);
-     service+json  service.get_asset_view / list_assets in a session, and the JSON answer;
+     service+json  service.get_asset_document / list_assets in a session, and the JSON answer;
      service       the service call alone (the queries);
    and GET /v1/region (no token, no SQL) as the floor of the first two layers;
 4. times bulk imports of fresh 10,000-asset batches: through the API (POST on the asgi
@@ -95,14 +95,13 @@ from metalyard.cli.server import settle_garbage_collector  # noqa: E402
 from metalyard.config import Settings  # noqa: E402
 from metalyard.db import Database, upgrade  # noqa: E402
 from metalyard.inventory import service  # noqa: E402
+from metalyard.inventory.documents import page_json  # noqa: E402
 from metalyard.inventory.lifecycle import AssetState  # noqa: E402
 from metalyard.inventory.schemas import (  # noqa: E402
     AssetImport,
     MachineClassCreate,
     RackCreate,
     SiteCreate,
-    asset_json,
-    asset_page_json,
 )
 
 # The fleet ------------------------------------------------------------------------------
@@ -490,14 +489,14 @@ def layer_fn(bench: Bench, kind: str, layer: str) -> Callable[[Any], Any]:
     def call_service(arg: Any) -> None:
         with bench.database.transaction(write=False) as session:
             if kind == "get":
-                asset = service.get_asset_view(session, serial=arg)
+                asset = service.get_asset_document(session, serial=arg)
                 if serialize:
-                    asset_json(asset)
+                    asset.json.encode()
             else:
                 where = to_filter(arg)
                 page = service.list_assets(session, where=where, sort="id", limit=100, cursor=None)
                 if serialize:
-                    asset_page_json(page.items, page.next_cursor)
+                    page_json(page.items, page.next_cursor)
 
     return call_service
 

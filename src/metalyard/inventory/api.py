@@ -10,6 +10,7 @@ from metalyard.api.routing import secured_router
 from metalyard.auth.changes.schemas import ChangeRequestOut, change_out
 from metalyard.errors import InvalidInput
 from metalyard.inventory import service
+from metalyard.inventory.documents import page_json
 from metalyard.inventory.lifecycle import AssetState, Health
 from metalyard.inventory.schemas import (
     AssetCreate,
@@ -29,9 +30,7 @@ from metalyard.inventory.schemas import (
     StateChangeOut,
     TagChange,
     TransitionRequest,
-    asset_json,
     asset_out,
-    asset_page_json,
     rack_out,
 )
 from metalyard.schemas import Name, PageOut
@@ -49,8 +48,8 @@ SortQuery = Annotated[
 ]
 ApprovalResponse = {202: {"model": ChangeRequestOut, "description": "Waiting for approval"}}
 JSON = "application/json"
-"""Asset reads answer with JSON they serialized themselves (faster); `response_model` still
-documents its shape."""
+"""Asset reads answer with the JSON the database wrote (see inventory.documents);
+`response_model` still documents its shape."""
 
 
 # Sites ---------------------------------------------------------------------------------
@@ -185,7 +184,7 @@ def list_assets(
     result = service.list_assets(
         session, where=where, sort=sort, limit=page.limit, cursor=page.cursor
     )
-    return Response(asset_page_json(result.items, result.next_cursor), media_type=JSON)
+    return Response(page_json(result.items, result.next_cursor), media_type=JSON)
 
 
 @assets.post("", response_model=AssetOut, status_code=status.HTTP_201_CREATED)
@@ -205,8 +204,8 @@ def import_assets(body: AssetImport, session: SessionDep, actor: ActorDep, reque
 
 @assets.get("/{serial}", response_model=AssetOut)
 def get_asset(serial: SerialPath, session: SessionDep):
-    asset = service.get_asset_view(session, serial=serial)
-    return Response(asset_json(asset), media_type=JSON, headers={"ETag": _etag(asset["version"])})
+    asset = service.get_asset_document(session, serial=serial)
+    return Response(asset.json, media_type=JSON, headers={"ETag": _etag(asset.version)})
 
 
 @assets.patch("/{serial}", response_model=AssetOut)

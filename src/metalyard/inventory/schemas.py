@@ -3,8 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, field_validator
-from typing_extensions import TypedDict
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from metalyard.inventory.lifecycle import AssetState, Health
 from metalyard.schemas import Name, OutSchema, Schema, Text, Unset
@@ -312,61 +311,3 @@ def asset_out(asset: Any) -> AssetOut:
         created_at=asset.created_at,
         updated_at=asset.updated_at,
     )
-
-
-class InterfaceRow(TypedDict):
-    name: str
-    mac: str
-    speed_mbps: int | None
-
-
-class AssetRow(TypedDict):
-    """AssetOut as a plain dict, for reads that serialize rows without building models.
-
-    The JSON follows the dict's key order, so rows must come in AssetOut's field order;
-    tests hold the two shapes (and their JSON) alike.
-    """
-
-    serial: str
-    hostname: str
-    vendor: str
-    model: str
-    machine_class: str | None
-    site: str | None
-    rack: str | None
-    rack_position_u: int | None
-    bmc_driver: str
-    bmc_address: str
-    bmc_credential: str
-    state: AssetState
-    health: Health
-    maintenance: bool
-    owner_team: str | None
-    project: str | None
-    interfaces: list[InterfaceRow]
-    tags: dict[str, str]
-    facts: dict[str, Any]
-    firmware: dict[str, str]
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-
-class AssetPageRows(TypedDict):
-    items: list[AssetRow]
-    next_cursor: str | None
-
-
-_ASSET_ROW = TypeAdapter(AssetRow)
-_ASSET_PAGE_ROWS = TypeAdapter(AssetPageRows)
-
-
-def asset_json(row: dict[str, Any]) -> bytes:
-    """An asset read as a row (service.get_asset_view) as AssetOut JSON; other keys are left
-    out."""
-    return _ASSET_ROW.dump_json(row)
-
-
-def asset_page_json(rows: list[dict[str, Any]], next_cursor: str | None) -> bytes:
-    """A page of asset rows (service.list_assets) as PageOut[AssetOut] JSON."""
-    return _ASSET_PAGE_ROWS.dump_json({"items": rows, "next_cursor": next_cursor})

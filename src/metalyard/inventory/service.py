@@ -4,17 +4,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     ColumnElement,
-    Select,
     bindparam,
     delete,
     exists,
     func,
     insert,
-    literal_column,
     select,
-    type_coerce,
 )
 from sqlalchemy.orm import Session, object_session
 
@@ -33,6 +29,7 @@ from metalyard.errors import (
     InvalidInput,
     NotFound,
 )
+from metalyard.inventory.documents import AssetDocument, documents
 from metalyard.inventory.lifecycle import TRANSITIONS, AssetState, Health, approval_action
 from metalyard.inventory.models import (
     Asset,
@@ -223,101 +220,22 @@ class AssetFilter:
     """Free text, matched anywhere in the serial or the hostname."""
 
 
-AssetView = dict[str, Any]
-"""An asset as the API shows it: its `id`, then the fields of schemas.AssetOut in order."""
-
-
-def _asset_view(dialect: str) -> Select:
-    """The asset rows with their interfaces and tags as JSON, in one statement: a page
-    costs one round trip, and no Python builds each asset's lists from child rows."""
-    return select(
-        _assets.c.id,
-        _assets.c.serial,
-        _assets.c.hostname,
-        _assets.c.vendor,
-        _assets.c.model,
-        _classes.c.name.label("machine_class"),
-        _sites.c.name.label("site"),
-        _racks.c.name.label("rack"),
-        _assets.c.rack_position_u,
-        _assets.c.bmc_driver,
-        _assets.c.bmc_address,
-        _assets.c.bmc_credential,
-        _assets.c.state,
-        _assets.c.health,
-        _assets.c.maintenance,
-        _teams.c.name.label("owner_team"),
-        _projects.c.name.label("project"),
-        _interfaces_json(dialect).label("interfaces"),
-        _tags_json(dialect).label("tags"),
-        _assets.c.facts,
-        _assets.c.firmware,
-        _assets.c.version,
-        _assets.c.created_at,
-        _assets.c.updated_at,
-    ).select_from(
-        _assets.outerjoin(_classes, _classes.c.id == _assets.c.machine_class_id)
-        .outerjoin(_racks, _racks.c.id == _assets.c.rack_id)
-        .outerjoin(_sites, _sites.c.id == _racks.c.site_id)
-        .outerjoin(_teams, _teams.c.id == _assets.c.owner_team_id)
-        .outerjoin(_projects, _projects.c.id == _assets.c.project_id)
-    )
-
-
-def _interfaces_json(dialect: str) -> ColumnElement[Any]:
-    """The asset's interfaces by name, as a JSON array of InterfaceOut objects."""
-    columns = _interfaces.c
-    fields = [literal_column("'name'"), columns.name, literal_column("'mac'"), columns.mac]
-    fields += [literal_column("'speed_mbps'"), columns.speed_mbps]
-    if dialect == "postgresql":
-        listed = func.json_agg(func.json_build_object(*fields)).aggregate_order_by(columns.name)
-        listed = func.coalesce(listed, literal_column("'[]'::json"))
-    else:
-        # SQLite reads them through the (asset_id, name) index: in name order.
-        listed = func.json_group_array(func.json_object(*fields))
-    return type_coerce(
-        select(listed).where(columns.asset_id == _assets.c.id).scalar_subquery(), JSON
-    )
-
-
-def _tags_json(dialect: str) -> ColumnElement[Any]:
-    """The asset's tags as one JSON object, by key."""
-    columns = _tags.c
-    if dialect == "postgresql":
-        mapped = func.json_object_agg(columns.key, columns.value).aggregate_order_by(columns.key)
-        mapped = func.coalesce(mapped, literal_column("'{}'::json"))
-    else:
-        # SQLite reads them through the primary key (asset_id, key): in key order.
-        mapped = func.json_group_object(columns.key, columns.value)
-    return type_coerce(
-        select(mapped).where(columns.asset_id == _assets.c.id).scalar_subquery(), JSON
-    )
-
-
-# Built once per dialect: building the statement per call took as long as a get's queries.
-_ASSET_VIEW = {dialect: _asset_view(dialect) for dialect in ("sqlite", "postgresql")}
-_VIEW_BY_SERIAL = {
-    dialect: view.where(_assets.c.serial == bindparam("serial"))
-    for dialect, view in _ASSET_VIEW.items()
-}
-
-
 def get_asset(session: Session, *, serial: str) -> Asset:
     return get_by(session, Asset, "asset", serial=serial)
 
 
-def get_asset_view(session: Session, *, serial: str) -> AssetView:
-    views = _view_rows(session, _VIEW_BY_SERIAL[_dialect(session)], {"serial": serial})
-    if not views:
+def get_asset_document(session: Session, *, serial: str) -> AssetDocument:
+    found = session.connection().execute(_BY_SERIAL[_dialect(session)], {"serial": serial}).first()
+    if found is None:
         raise NotFound(f"no asset with serial {serial!r}", details={"serial": serial})
-    return views[0]
+    return AssetDocument(*found)
 
 
 def list_assets(
     session: Session, *, where: AssetFilter, sort: str, limit: int, cursor: str | None
-) -> Page[AssetView]:
-    """One page in one statement: the page's rows, selected by ids that the indexes alone
-    find (by state and rack, or by tag), with their interfaces and tags."""
+) -> Page[AssetDocument]:
+    """One page in one statement: the documents of the assets whose ids the indexes alone
+    find (by state and rack, or by tag)."""
     key = parse_sort(sort, ASSET_SORTS)
     conditions = _conditions(where)
     leading = (
@@ -339,9 +257,10 @@ def list_assets(
             ids = ids.join(_assets, _assets.c.id == id_column).where(*conditions, *others)
     ids = page_query(ids, id_column=id_column, sort=by, limit=limit, cursor=cursor)
     order = [key.column, _assets.c.id] if key.column is not _assets.c.id else [_assets.c.id]
-    rows = _ASSET_VIEW[_dialect(session)].where(_assets.c.id.in_(ids))
+    rows = documents(_dialect(session), key.column.key).where(_assets.c.id.in_(ids))
     rows = rows.order_by(*(c.desc() if key.descending else c.asc() for c in order))
-    return page_of(_view_rows(session, rows, {}), limit, lambda v: (v[key.column.key], v["id"]))
+    found = [AssetDocument(*row) for row in session.connection().execute(rows).all()]
+    return page_of(found, limit, lambda document: (document.sort_key, document.id))
 
 
 def _conditions(where: AssetFilter) -> list[ColumnElement[bool]]:
@@ -386,15 +305,15 @@ def _has_tag(tag: str) -> ColumnElement[bool]:
     return _assets.c.id.in_(match)
 
 
-def _view_rows(session: Session, stmt: Select, params: dict[str, Any]) -> list[AssetView]:
-    result = session.execute(stmt, params)
-    columns = result.keys()
-    # .all() fetches in one call; iterating a result would fetch row by row.
-    return [dict(zip(columns, row, strict=True)) for row in result.all()]
-
-
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+# Built once per dialect: building the statement per call took as long as a get's queries.
+_BY_SERIAL = {
+    dialect: documents(dialect).where(_assets.c.serial == bindparam("serial"))
+    for dialect in ("sqlite", "postgresql")
+}
 
 
 def create_asset(session: Session, *, data: AssetCreate, actor: Actor) -> Asset:
