@@ -5,7 +5,7 @@ Run it from the repository root:
     python bench/inventory.py --backend both     # the full run: 100,000 assets, 15-25 minutes
     python bench/inventory.py --backend sqlite --assets 20000 --repeat 2     # a quick look
     python bench/inventory.py --backend postgresql --explain   # also print the query plans
-    python bench/inventory.py --backend both --gc-freeze --analyze   # with two cheap tunings
+    python bench/inventory.py --backend both --no-gc-freeze   # without serve's GC settling
 
 What it does, per backend (SQLite in a temp file, and/or a throwaway PostgreSQL cluster
 started the way the tests start one, see tests/peers/postgres.py):
@@ -806,9 +806,10 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true", help="print the query plans")
     parser.add_argument(
         "--gc-freeze",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="after loading, settle the garbage collector as `metalyard serve` does once "
-        "started (gc.freeze(), a higher first threshold)",
+        "started (gc.freeze(), a higher first threshold); on by default, as in a server",
     )
     args = parser.parse_args()
     if args.assets < ASSETS_PER_RACK * RACKS_PER_SITE:
