@@ -68,15 +68,10 @@ class AssetDocument(NamedTuple):
     """The asset as AssetOut JSON."""
 
 
+@cache  # built once: building it took longer than the database takes to answer it
 def documents(dialect: str, sort_column: str = "id") -> Select:
     """Each asset's document, with what a page and its cursor need besides; the caller adds
     the WHERE and the ORDER BY."""
-    return _documents(dialect, sort_column)
-
-
-@cache
-def _documents(dialect: str, sort_column: str) -> Select:
-    # Built once: building it took longer than the database takes to answer it.
     return select(
         _assets.c.id,
         _assets.c[sort_column].label("sort_key"),
