@@ -1,4 +1,7 @@
-"""Every API call is one transaction, and every mutating call leaves one audit entry."""
+"""Every API call is one unit of work, and every mutating call leaves one audit entry.
+
+What writes runs in one transaction; a read on PostgreSQL needs none (db.engine._reader).
+"""
 
 import functools
 import inspect
