@@ -666,7 +666,7 @@ def _duplicate_errors(session: Session, rows: list[AssetCreate]) -> list[dict[st
 
 
 def _existing(session: Session, column, values: list[str]) -> set[str]:
-    match = among(session.get_bind().dialect.name, column, "values")
+    match = among(_dialect(session), column, "values")
     return set(session.scalars(select(column).where(match), {"values": values}))
 
 
