@@ -15,7 +15,9 @@ started the way the tests start one, see tests/peers/postgres.py):
 2. creates 25 sites x 100 racks (the racks are named r001..r100 in every site) and four
    machine classes, then loads the fleet (default 100,000 assets, 40 per rack, racks filled
    in order) through POST /v1/assets/import in batches of 10,000; the total is the "load"
-   figure. Every asset has 2 interfaces with unique MACs, 2-3 tags (`pool=pool-a..e`,
+   figure. Then it stores every asset's read document, as the workers do every few seconds
+   (`service.store_documents`; --no-stored-documents skips it, so that reads build them).
+   Every asset has 2 interfaces with unique MACs, 2-3 tags (`pool=pool-a..e`,
    `row=01..10`, and for half of them `env=prod|staging`), and a state drawn from a fixed
    spread (50% BAREMETAL, 20% SPARE, 5% each of the other six);
 3. times these reads, each at four layers:
@@ -731,6 +733,12 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 version = "PostgreSQL " + conn.exec_driver_sql("SHOW server_version").scalar()
         print(f"database: {version} at {bench.url}")
         batches = load(bench, args.assets)
+        stored_in = None
+        if args.stored_documents:
+            started_storing = time.perf_counter()
+            service.store_documents(bench.database)  # what the workers do every few seconds
+            stored_in = time.perf_counter() - started_storing
+            print(f"  stored the assets' documents ({stored_in:.1f} s)", flush=True)
         if args.analyze:
             with bench.database.engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE")
@@ -756,6 +764,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             f"batch(es): {sum(batches):.1f} s total; per batch min {min(batches):.2f} / "
             f"median {statistics.median(batches):.2f} / max {max(batches):.2f} s"
         )
+        if stored_in is not None:
+            print(f"documents: stored for all {args.assets:,} assets in {stored_in:.1f} s")
+        else:
+            print("documents: none stored (--no-stored-documents): every read builds them")
         if statistics_note:
             print(f"analyzed when the reads ran (autovacuum or --analyze): {statistics_note}")
         print_table(figures, args.repeat)
@@ -797,6 +809,14 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=200, help="gets per run and layer (200)")
     parser.add_argument("--pages", type=int, default=100, help="pages per list, run, layer (100)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--stored-documents",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after loading, store every asset's document as the workers do every few "
+        "seconds; on by default, as in a running deployment (without: as reads find a "
+        "batch just imported)",
+    )
     parser.add_argument(
         "--analyze",
         action="store_true",

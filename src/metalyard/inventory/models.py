@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from metalyard.db import Base, TimestampMixin, VersionedMixin, utcnow
@@ -124,6 +124,21 @@ class AssetTag(Base):
     )
     key: Mapped[str] = mapped_column(String(63), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), default="")
+
+
+class StoredDocument(Base):
+    """An asset's AssetOut JSON as of one version of the asset, kept so that reads need not
+    build it (a page of 100 took PostgreSQL 5 ms to build, 1 ms to read). A read uses it
+    only while the asset still has that version, and builds the document otherwise; the
+    workers store the missing ones (`inventory.service.store_documents`)."""
+
+    __tablename__ = "asset_documents"
+
+    asset_id: Mapped[int] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int]
+    json: Mapped[str] = mapped_column(Text)
 
 
 class AssetStateChange(Base):

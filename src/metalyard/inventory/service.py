@@ -18,7 +18,7 @@ from metalyard.auth.actor import Actor
 from metalyard.auth.changes import service as changes
 from metalyard.auth.changes.models import ChangeRequest
 from metalyard.auth.models import Project, Team
-from metalyard.db import utcnow
+from metalyard.db import Database, utcnow
 from metalyard.db.engine import among, insert_many, refresh_statistics
 from metalyard.db.lookup import apply_fields, check_version, get_by
 from metalyard.db.pagination import Page, SortKey, page_of, page_query, paginate, parse_sort
@@ -29,7 +29,7 @@ from metalyard.errors import (
     InvalidInput,
     NotFound,
 )
-from metalyard.inventory.documents import AssetDocument, documents
+from metalyard.inventory.documents import AssetDocument, documents, store, unstored
 from metalyard.inventory.lifecycle import TRANSITIONS, AssetState, Health, approval_action
 from metalyard.inventory.models import (
     Asset,
@@ -51,6 +51,7 @@ from metalyard.inventory.schemas import (
     SiteUpdate,
     TagChange,
 )
+from metalyard.orchestrator.worker import chore
 
 # Sites ---------------------------------------------------------------------------------
 
@@ -314,6 +315,28 @@ _BY_SERIAL = {
     dialect: documents(dialect).where(_assets.c.serial == bindparam("serial"))
     for dialect in ("sqlite", "postgresql")
 }
+
+
+DOCUMENT_BATCH = 1000
+"""Documents stored per write transaction: short ones, so that other writers wait little."""
+
+
+@chore
+def store_documents(database: Database, *, batch: int = DOCUMENT_BATCH) -> int:
+    """Store the documents of the assets that have none for their version (new or changed
+    since); how many. The workers run this every few seconds: until then, reads build the
+    documents themselves, as fast as before there were stored ones."""
+    dialect = database.engine.dialect.name
+    stored, after = 0, 0
+    while True:
+        with database.transaction(write=False) as session:
+            ids = session.scalars(unstored(dialect), {"after": after, "limit": batch}).all()
+        if not ids:
+            return stored
+        with database.transaction() as session:
+            session.execute(store(dialect), {"ids": list(ids)})
+        stored += len(ids)
+        after = ids[-1]
 
 
 def create_asset(session: Session, *, data: AssetCreate, actor: Actor) -> Asset:

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -107,6 +108,19 @@ class Finished:
     ended_at: datetime
     error: str = ""
     emitted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+Chore = Callable[[Database], Any]
+
+chores: list[Chore] = []
+"""Housekeeping of other concepts that every worker runs every few seconds, each on its
+own: a failing chore is logged and tried again at the next turn."""
+
+
+def chore(task: Chore) -> Chore:
+    """Register `task` with the workers (at import, like flows)."""
+    chores.append(task)
+    return task
 
 
 class Worker:
@@ -450,6 +464,11 @@ class Worker:
         expire_waits(self.database, self.registry)
         with self.database.transaction() as session:
             service.purge_signals(session)
+        for task in chores:
+            try:
+                task(self.database)
+            except Exception:
+                log.exception("worker %s: chore %s failed", self.name, task.__qualname__)
 
     def _listen(self) -> threading.Thread:
         """Wake on PostgreSQL NOTIFY, so idle workers react at once without polling hard."""
