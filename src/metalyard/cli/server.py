@@ -255,6 +255,7 @@ def load_flows(modules: list[str]) -> list[str]:
 def new_worker(database: "Database", settings: "Settings", name: str | None = None) -> "Worker":
     from metalyard.db import models  # noqa: F401  (every mapper: beans may touch any table)
     from metalyard.drivers.service import SubjectDrivers
+    from metalyard.inventory import service  # noqa: F401  (registers its chores)
     from metalyard.orchestrator.worker import Worker
 
     return Worker(

@@ -101,21 +101,18 @@ def documents(dialect: str, sort_column: str = "id") -> Select:
     ).select_from(_assets.outerjoin(_stored, kept.asset_id == _assets.c.id))
 
 
-@cache
-def unstored(_dialect: str) -> Select:
-    """The ids of up to :limit assets after :after whose stored document is missing or of
-    another version, in id order."""
-    kept = _stored.c
-    return (
-        select(_assets.c.id)
-        .select_from(_assets.outerjoin(_stored, kept.asset_id == _assets.c.id))
-        .where(
-            _assets.c.id > bindparam("after"),
-            or_(kept.asset_id.is_(None), kept.version != _assets.c.version),
-        )
-        .order_by(_assets.c.id)
-        .limit(bindparam("limit"))
+UNSTORED = (
+    select(_assets.c.id)
+    .select_from(_assets.outerjoin(_stored, _stored.c.asset_id == _assets.c.id))
+    .where(
+        _assets.c.id > bindparam("after"),
+        or_(_stored.c.asset_id.is_(None), _stored.c.version != _assets.c.version),
     )
+    .order_by(_assets.c.id)
+    .limit(bindparam("limit"))
+)
+"""The ids of up to :limit assets after :after whose stored document is missing or of
+another version, in id order."""
 
 
 @cache

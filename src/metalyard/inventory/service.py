@@ -1,7 +1,7 @@
 """Inventory logic: sites, racks, machine classes, assets and the one writer of asset state."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import (
     ColumnElement,
@@ -12,6 +12,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
 from metalyard.auth.actor import Actor
@@ -29,7 +30,7 @@ from metalyard.errors import (
     InvalidInput,
     NotFound,
 )
-from metalyard.inventory.documents import AssetDocument, documents, store, unstored
+from metalyard.inventory.documents import UNSTORED, AssetDocument, documents, store
 from metalyard.inventory.lifecycle import TRANSITIONS, AssetState, Health, approval_action
 from metalyard.inventory.models import (
     Asset,
@@ -330,7 +331,7 @@ def store_documents(database: Database, *, batch: int = DOCUMENT_BATCH) -> int:
     stored, after = 0, 0
     while True:
         with database.transaction(write=False) as session:
-            ids = session.scalars(unstored(dialect), {"after": after, "limit": batch}).all()
+            ids = session.scalars(UNSTORED, {"after": after, "limit": batch}).all()
         if not ids:
             return stored
         with database.transaction() as session:
@@ -521,16 +522,42 @@ BIG_IMPORT = 1000
 
 
 def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) -> list[str]:
-    """All or nothing: every row is checked first, and any error writes nothing."""
+    """All or nothing: any error writes nothing, and the answer names every bad row.
+
+    Serials and MACs already in use are left to the unique indexes, which check them as
+    the rows go in anyway; only a refused import looks them up, to name the rows. Looking
+    them up first cost PostgreSQL 0.13 s per 10,000 rows.
+    """
     references = _ReferenceCache(session, rows)
-    errors = references.errors + _duplicate_errors(session, rows)
+    errors = references.errors + _repeats(rows)
     if errors:
-        errors.sort(key=lambda e: e["row"])
-        raise InvalidInput(
-            f"{len({e['row'] for e in errors})} of {len(rows)} row(s) are invalid; "
-            "nothing was imported",
-            details=errors,
-        )
+        _refuse(rows, errors + _taken(session, rows))
+    try:
+        with session.begin_nested():
+            grown = _insert(session, rows, references, actor)
+    except IntegrityError:
+        taken = _taken(session, rows)
+        if not taken:
+            raise
+        _refuse(rows, taken)
+    if len(rows) >= BIG_IMPORT:
+        refresh_statistics(session, grown)
+    return [row.serial for row in rows]
+
+
+def _refuse(rows: list[AssetCreate], errors: list[dict[str, Any]]) -> NoReturn:
+    errors.sort(key=lambda e: e["row"])
+    raise InvalidInput(
+        f"{len({e['row'] for e in errors})} of {len(rows)} row(s) are invalid; "
+        "nothing was imported",
+        details=errors,
+    )
+
+
+def _insert(
+    session: Session, rows: list[AssetCreate], references: "_ReferenceCache", actor: Actor
+) -> dict[str, int]:
+    """Write the rows with one statement per table; the rows each table gained."""
     now = utcnow()
     asset_rows = []
     for row in rows:
@@ -571,7 +598,7 @@ def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) ->
         }
         for asset_id, row in zip(ids, rows, strict=True)
     ]
-    grown = {"assets": len(asset_rows)}
+    grown = {_assets.name: len(asset_rows)}
     for table, values in (
         (_interfaces, interfaces),
         (_tags, tags),
@@ -579,9 +606,7 @@ def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) ->
     ):
         insert_many(session, table, values)
         grown[table.name] = len(values)
-    if len(rows) >= BIG_IMPORT:
-        refresh_statistics(session, grown)
-    return [row.serial for row in rows]
+    return grown
 
 
 class _ReferenceCache:
@@ -637,7 +662,8 @@ class _ReferenceCache:
         }
 
 
-def _duplicate_errors(session: Session, rows: list[AssetCreate]) -> list[dict[str, Any]]:
+def _repeats(rows: list[AssetCreate]) -> list[dict[str, Any]]:
+    """Serials and MACs that an earlier row of the batch has too."""
     errors: list[dict[str, Any]] = []
     seen_serials: dict[str, int] = {}
     seen_macs: dict[str, int] = {}
@@ -663,8 +689,16 @@ def _duplicate_errors(session: Session, rows: list[AssetCreate]) -> list[dict[st
                     }
                 )
             seen_macs.setdefault(interface.mac, index)
-    taken_serials = _existing(session, Asset.serial, list(seen_serials))
-    taken_macs = _existing(session, AssetInterface.mac, list(seen_macs))
+    return errors
+
+
+def _taken(session: Session, rows: list[AssetCreate]) -> list[dict[str, Any]]:
+    """Serials and MACs that assets already in the database have."""
+    errors: list[dict[str, Any]] = []
+    taken_serials = _existing(session, Asset.serial, list({row.serial for row in rows}))
+    taken_macs = _existing(
+        session, AssetInterface.mac, list({i.mac for row in rows for i in row.interfaces})
+    )
     for index, row in enumerate(rows):
         if row.serial in taken_serials:
             errors.append(
