@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, literal, or_
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from metalyard.errors import InvalidInput
@@ -64,26 +64,44 @@ def page_query(
 ) -> Select:
     """`stmt` narrowed to one page: the rows after the cursor's, ordered by the sort key then
     the id, and one more than `limit` (to learn whether another page follows)."""
+    narrowed = keyset(stmt, id_column=id_column, sort=sort, after=bool(cursor))
+    return narrowed.params(page_params(id_column=id_column, sort=sort, limit=limit, cursor=cursor))
+
+
+def keyset(stmt: Select, *, id_column: ColumnLike, sort: SortKey, after: bool) -> Select:
+    """`page_query` with the cursor and the limit left as parameters (`page_params` gives
+    them), for a statement built once and run for many pages."""
     column = sort.column
-    if cursor:
-        last_value, last_id = _decode(cursor, column, id_column)
+    if after:
+        last_value = bindparam("after_value", type_=column.type)
+        last_id = bindparam("after_id", type_=id_column.type)
         if column is id_column:
-            after = id_column < last_id if sort.descending else id_column > last_id
+            later = id_column < last_id if sort.descending else id_column > last_id
         else:
             beyond = column < last_value if sort.descending else column > last_value
             tie = and_(
                 column == last_value,
                 id_column < last_id if sort.descending else id_column > last_id,
             )
-            after = or_(beyond, tie)
-        stmt = stmt.where(after)
+            later = or_(beyond, tie)
+        stmt = stmt.where(later)
     order = [column.desc() if sort.descending else column.asc()]
     if column is not id_column:
         order.append(id_column.desc() if sort.descending else id_column.asc())
     # The limit goes into the SQL as a literal: as a parameter, PostgreSQL could not tell
     # how many rows a prepared page wants and planned every execution anew (a millisecond
     # and more for an asset page's joins) instead of settling on one generic plan.
-    return stmt.order_by(*order).limit(literal(limit + 1, literal_execute=True))
+    return stmt.order_by(*order).limit(bindparam("limit", type_=Integer, literal_execute=True))
+
+
+def page_params(
+    *, id_column: ColumnLike, sort: SortKey, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """The values of `keyset`'s parameters for one page."""
+    values: dict[str, Any] = {"limit": limit + 1}
+    if cursor:
+        values["after_value"], values["after_id"] = _decode(cursor, sort.column, id_column)
+    return values
 
 
 def page_of(rows: Sequence[T], limit: int, key: Callable[[T], tuple[Any, Any]]) -> Page[T]:
