@@ -174,6 +174,29 @@ def test_filters_match_exactly_what_they_say(client, fleet):
     assert serials(client, q="%") == []
 
 
+def test_the_same_filters_with_other_values_find_other_assets(client, fleet):
+    """A page's statement is built once per set of filters: no value may stay in it."""
+    for params, predicate in [
+        ({"state": "SPARE", "rack": "r01"}, lambda r: r["state"] == "SPARE" and r["rack"] == "r01"),
+        (
+            {"state": "DISCOVERED", "rack": "r02"},
+            lambda r: r["state"] == "DISCOVERED" and r["rack"] == "r02",
+        ),
+        ({"tag": "pool=web"}, lambda r: r["tags"]["pool"] == "web"),
+        ({"tag": "pool=batch"}, lambda r: r["tags"]["pool"] == "batch"),
+        ({"tag": ["row=1", "pool=web"]}, lambda r: r["tags"] == {"pool": "web", "row": "1"}),
+        ({"tag": ["row=2", "pool=batch"]}, lambda r: r["tags"] == {"pool": "batch", "row": "2"}),
+        ({"q": "node01"}, lambda r: "node01" in r["hostname"]),
+        ({"q": "node02"}, lambda r: "node02" in r["hostname"]),
+        ({"sort": "-hostname", "limit": 4, "tag": "row=0"}, lambda r: r["tags"]["row"] == "0"),
+        ({"sort": "-hostname", "limit": 4, "tag": "row=2"}, lambda r: r["tags"]["row"] == "2"),
+    ]:
+        expected = sorted(r["serial"] for r in fleet if predicate(r))
+        if params.get("sort") == "-hostname":
+            expected.reverse()
+        assert serials(client, **params) == expected, params
+
+
 def test_cursor_pages_walk_every_asset_once_in_any_sort(client, fleet):
     everything = sorted(r["serial"] for r in fleet)
     assert serials(client, limit=7) == everything

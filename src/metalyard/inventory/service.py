@@ -254,8 +254,7 @@ def list_assets(
     if key.column is _assets.c.id:
         leading = next((i for i, tag in enumerate(where.tags) if f"tag{i}_value" in values), None)
     stmt = _page_statement(_dialect(session), sort, tuple(values), leading, bool(cursor))
-    id_column = _tags.c.asset_id if leading is not None else _assets.c.id
-    values |= page_params(id_column=id_column, sort=key, limit=limit, cursor=cursor)
+    values |= page_params(id_column=_assets.c.id, sort=key, limit=limit, cursor=cursor)
     found = [AssetDocument(*row) for row in session.connection().execute(stmt, values).all()]
     return page_of(found, limit, lambda document: (document.sort_key, document.id))
 
