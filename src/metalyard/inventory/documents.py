@@ -10,7 +10,9 @@ differently (`"serial" : "SN1"`); the values are the same.
 A stored document (StoredDocument) is read only while the asset has the version it was
 built from. Every change to what a document shows bumps that version: the asset's own
 columns, its interfaces and tags (their writers touch the asset), and the names it shows
-(which cannot change, and whose rows cannot go while an asset refers to them).
+(which cannot change, and whose rows cannot go while an asset refers to them). A change
+made in SQL rather than through the ORM, such as a data migration, must bump the version
+or empty asset_documents.
 """
 
 import json
