@@ -626,7 +626,7 @@ def _insert(
     id_of = dict(insert_many(session, _assets, asset_rows, (_assets.c.serial, _assets.c.id)))
     ids = [id_of[row.serial] for row in rows]
     interfaces = [
-        {"asset_id": asset_id, **i.model_dump()}
+        {"asset_id": asset_id, "name": i.name, "mac": i.mac, "speed_mbps": i.speed_mbps}
         for asset_id, row in zip(ids, rows, strict=True)
         for i in row.interfaces
     ]
