@@ -59,6 +59,8 @@ _sites = Site.__table__
 _teams = Team.__table__
 _projects = Project.__table__
 _stored = StoredDocument.__table__
+_with_stored = _assets.outerjoin(_stored, _stored.c.asset_id == _assets.c.id)
+"""Each asset beside its stored document, if it has one."""
 
 
 def _name_of(table: Any, row_id: ColumnElement[Any]) -> ColumnElement[str]:
@@ -100,12 +102,12 @@ def documents(dialect: str, sort_column: str = "id") -> Select:
         _assets.c[sort_column].label("sort_key"),
         _assets.c.version,
         current.label("json"),
-    ).select_from(_assets.outerjoin(_stored, kept.asset_id == _assets.c.id))
+    ).select_from(_with_stored)
 
 
 UNSTORED = (
     select(_assets.c.id)
-    .select_from(_assets.outerjoin(_stored, _stored.c.asset_id == _assets.c.id))
+    .select_from(_with_stored)
     .where(
         _assets.c.id > bindparam("after"),
         or_(_stored.c.asset_id.is_(None), _stored.c.version != _assets.c.version),
