@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.json_schema import SkipJsonSchema
 
 Name = Annotated[
@@ -20,22 +20,6 @@ class Schema(BaseModel):
     """Input shapes reject unknown fields, so a typo is an error rather than a silent no-op."""
 
     model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul_characters(cls, data: Any) -> Any:
-        """NUL ends strings in C and PostgreSQL refuses it: refuse it here, naming the field."""
-        if isinstance(data, dict):
-            # Plain loops: this runs for every row of a 10,000-row import, three times a row.
-            for key, value in data.items():
-                if isinstance(value, str):
-                    if "\x00" in value:
-                        raise ValueError(f"{key}: text may not contain NUL characters")
-                elif isinstance(value, dict | list):
-                    for item in value.values() if isinstance(value, dict) else value:
-                        if isinstance(item, str) and "\x00" in item:
-                            raise ValueError(f"{key}: text may not contain NUL characters")
-        return data
 
 
 class OutSchema(BaseModel):

@@ -34,14 +34,34 @@ def test_identifiers_that_reach_files_and_dhcp_are_checked(client):
 
 def test_nul_characters_are_refused_naming_the_field(client):
     for body, field in (
-        ({"serial": "SN1", "vendor": "a\x00b"}, "vendor"),
-        ({"serial": "SN1", "tags": {"pool": "web\x00"}}, "tags"),
+        ({"serial": "SN1", "vendor": "a\x00b"}, "assets.0.vendor"),
+        ({"serial": "SN1", "tags": {"pool": "web\x00"}}, "assets.0.tags.pool"),
+        (
+            {"serial": "SN1", "facts": {"disks": [{"model": "x\x00"}]}},
+            "assets.0.facts.disks.0.model",
+        ),
         (
             {"serial": "SN1", "interfaces": [{"name": "eth\x000", "mac": "52:54:00:00:00:01"}]},
-            "name",
+            "assets.0.interfaces.0.name",
         ),
+        ({"serial": "SN1", "facts": {"k\x00": 1}}, "assets.0.facts"),
     ):
         response = client.post("/v1/assets/import", json={"assets": [body]})
         assert response.status_code == 422, body
-        assert f"{field}: text may not contain NUL characters" in response.text, response.text
+        assert response.json()["message"] == f"{field}: text may not contain NUL characters"
     assert client.get("/v1/assets").json()["items"] == []
+    response = client.post("/v1/sites", json={"name": "dc1", "address": "\x00"})
+    assert response.status_code == 422
+    assert response.json()["details"][0]["field"] == "address"
+
+
+def test_the_text_of_a_nul_escape_is_not_a_nul(client):
+    response = client.post("/v1/assets", json={"serial": "SN1", "vendor": "\\u0000"})
+    assert response.status_code == 201, response.text
+    assert client.get("/v1/assets/SN1").json()["vendor"] == "\\u0000"
+
+
+def test_a_caller_without_a_token_learns_nothing_of_the_body(app):
+    with TestClient(app) as anonymous:
+        response = anonymous.post("/v1/sites", json={"name": "dc1", "address": "\x00"})
+    assert response.status_code == 401

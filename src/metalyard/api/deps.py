@@ -8,10 +8,12 @@ the hand-off costs more than these do. Those that may wait on the database hand 
 themselves, and only then.
 """
 
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
@@ -87,6 +89,47 @@ async def authorize_with_password(
         )
         return _admit(request, _actor(request, user.name, user.id, user.role, None))
     return await authorize(request, session, token)
+
+
+NUL_ESCAPE = b"\\u0000"
+
+
+async def refuse_nul_characters(request: Request) -> None:
+    """PostgreSQL cannot store a NUL character, and JSON carries one only as `\\u0000`.
+
+    Looking for that escape in the raw body is one scan; checking every string as it is
+    validated took a third of the validation of a 10,000-asset import.
+    """
+    body = await request.body()
+    if NUL_ESCAPE not in body:
+        return
+    try:
+        path = _nul_path(json.loads(body), ())
+    except (ValueError, RecursionError):
+        return  # not JSON, or too deep to walk: FastAPI answers that
+    if path is not None:
+        raise RequestValidationError(
+            [{"loc": ("body", *path), "msg": "text may not contain NUL characters", "type": "nul"}]
+        )
+
+
+def _nul_path(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """Where in a JSON document the first NUL character is, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        if any("\x00" in key for key in value):
+            return path
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _nul_path(item, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _actor(request: Request, name: str, user_id: int, scope: Scope, token_id: int | None) -> Actor:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from metalyard.api.deps import READ_METHODS, authorize
+from metalyard.api.deps import READ_METHODS, authorize, refuse_nul_characters
 from metalyard.auth.audit import service as audit
 from metalyard.db import Database
 from metalyard.errors import MetalyardError
@@ -49,6 +49,9 @@ _session: ContextVar[Session] = ContextVar("metalyard_request_session")
 """The request's session, for a read-only route's worker thread to end its transaction."""
 
 
+_REFUSING_NUL = Depends(refuse_nul_characters)
+
+
 class UnitOfWorkRoute(APIRoute):
     records: bool = False
     """Its reads write too (what was served to whom), though they change nothing anyone
@@ -58,6 +61,8 @@ class UnitOfWorkRoute(APIRoute):
         read_only = set(kwargs.get("methods") or ["GET"]) <= READ_METHODS
         if read_only and not inspect.iscoroutinefunction(endpoint):
             endpoint = _ending_its_read(endpoint)
+        if not read_only:  # after the router's own, so that authorisation comes first
+            kwargs["dependencies"] = [*(kwargs.get("dependencies") or []), _REFUSING_NUL]
         super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
