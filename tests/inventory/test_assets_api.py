@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.inventory.conftest import FURNISHED
+
 
 @pytest.fixture
 def rack(client):
@@ -244,6 +246,38 @@ def test_import_rejects_a_row_that_fails_validation_naming_its_index(client):
     assert response.status_code == 422
     assert response.json()["details"][0]["field"] == "assets.1.hostname"
     assert serials(client) == []
+
+
+def test_imported_assets_read_back_as_enrolled_ones_in_the_order_given(client, furnished):
+    """The import writes its rows its own way (one statement on PostgreSQL): it must give
+    what enrolling them one by one gives."""
+    macs = iter(f"52:54:00:00:02:{n:02x}" for n in range(10))
+
+    def like_sn1(serial: str, **fields) -> dict:
+        interfaces = [{**i, "mac": next(macs)} for i in FURNISHED["interfaces"]]
+        return {**FURNISHED, "serial": serial, "interfaces": interfaces, **fields}
+
+    rows = [
+        like_sn1("SN9", state="SPARE", maintenance=True),
+        {"serial": "SN0"},
+        like_sn1("SN5", machine_class=None, owner_team=None, tags={}, interfaces=[]),
+        like_sn1("SN7", project=None, site=None, rack=None, rack_position_u=None),
+    ]
+    response = client.post("/v1/assets/import", json={"assets": rows})
+    assert response.status_code == 201, response.text
+    assert serials(client) == ["SN1", "SN9", "SN0", "SN5", "SN7"]
+    differing = {"serial", "interfaces", "state", "created_at", "updated_at"}
+    for row in rows:
+        alone = {k: v for k, v in row.items() if k not in differing}
+        enrolled = client.post("/v1/assets", json={**alone, "serial": row["serial"] + "-1"}).json()
+        imported = client.get(f"/v1/assets/{row['serial']}").json()
+        assert {k: v for k, v in imported.items() if k not in differing} == {
+            k: v for k, v in enrolled.items() if k not in differing
+        }
+        assert imported["state"] == row.get("state", "DISCOVERED")
+        assert imported["interfaces"] == sorted(
+            ({"speed_mbps": None, **i} for i in row.get("interfaces", [])), key=lambda i: i["name"]
+        )
 
 
 def test_import_records_the_enrolment_of_every_asset(client, rack):
