@@ -611,7 +611,7 @@ def _refuse(rows: list[AssetCreate], errors: list[dict[str, Any]]) -> NoReturn:
 def _insert(
     session: Session, rows: list[AssetCreate], references: "_ReferenceCache", actor: Actor
 ) -> dict[str, int]:
-    """Write the rows with one statement per table; the rows each table gained."""
+    """Write the rows; the rows each table gained."""
     now = utcnow()
     if _dialect(session) == "postgresql":
         session.execute(
@@ -638,6 +638,7 @@ _NAMED = ("machine_class", "site", "rack", "owner_team", "project")
 _CHILDREN = ("interfaces", "tags")
 _COPIED = tuple(name for name in AssetCreate.model_fields if name not in _NAMED + _CHILDREN)
 """The fields of an asset row that are columns of `assets` as they are."""
+_NOT_COPIED = frozenset(_NAMED + _CHILDREN)
 _import_rows = TypeAdapter(list[AssetCreate])
 
 
@@ -645,10 +646,10 @@ _import_rows = TypeAdapter(list[AssetCreate])
 def _import_statement() -> TextClause:
     """PostgreSQL imports the rows with one statement over one JSON document of them.
 
-    The database looks up the names, numbers the assets and fans their interfaces, tags and
-    first state change out itself (data-modifying CTEs, which SQLite lacks). Building those
-    rows in Python and sending them as four documents cost a third of a second more per
-    10,000 assets, and as much again in variance.
+    The database looks up the names, numbers the assets in the order given and fans their
+    interfaces, tags and first state change out itself (data-modifying CTEs, which SQLite
+    lacks). Building those 65,000 rows in Python and sending them as four documents took
+    10,000 assets 0.3 s longer (2.02 s against 1.71 s, validation included).
     """
     dialect = postgresql.dialect()
     quote = dialect.identifier_preparer.quote
@@ -713,7 +714,7 @@ def _insert_rows(
     """The rows of every table built here, and written with one statement per table."""
     asset_rows = []
     for row in rows:
-        fields = row.model_dump(exclude=set(_NAMED + _CHILDREN))
+        fields = row.model_dump(exclude=_NOT_COPIED)
         asset_rows.append(
             {
                 **fields,
