@@ -240,11 +240,56 @@ def test_import_with_bad_rows_writes_nothing_and_names_each_row(client, rack):
     assert serials(client) == ["TAKEN"]
 
 
-def test_import_rejects_a_row_that_fails_validation_naming_its_index(client):
-    rows = [{"serial": "A1"}, {"serial": "A2", "hostname": "bad host!"}]
+def test_import_names_rows_failing_validation_with_every_other_bad_row(client, rack):
+    enrol(client, "TAKEN")
+    rows = [
+        {"serial": "A1"},
+        {"serial": "A2", "hostname": "bad host!"},
+        {"serial": "TAKEN"},
+        {"serial": "A4", "interfaces": [{"name": "eno1", "mac": "zz"}], "rack_position_u": 0},
+        "not an asset",
+        {"serial": "A6", "site": "dub1", "rack": "nope"},
+    ]
     response = client.post("/v1/assets/import", json={"assets": rows})
     assert response.status_code == 422
-    assert response.json()["details"][0]["field"] == "assets.1.hostname"
+    body = response.json()
+    assert body["message"] == "5 of 6 row(s) are invalid; nothing was imported"
+    assert [(e["row"], e["serial"], e["field"]) for e in body["details"]] == [
+        (1, "A2", "hostname"),
+        (2, "TAKEN", "serial"),
+        (3, "A4", "rack_position_u"),
+        (3, "A4", "interfaces.0.mac"),
+        (4, None, ""),
+        (5, "A6", "rack"),
+    ]
+    assert serials(client) == ["TAKEN"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        (b"{not json", "", "Invalid JSON"),
+        (b"[]", "", "should be an object"),
+        (b'{"assets": []}', "assets", "at least 1 item"),
+        (b'{"assets": {}}', "assets", "valid array"),
+        (b'{"assets": [{"serial": "A1"}], "dry_run": true}', "dry_run", "Extra inputs"),
+    ],
+)
+def test_an_import_body_that_is_not_a_list_of_rows_says_what_is_wrong(client, body, field, says):
+    response = client.post(
+        "/v1/assets/import", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    problem = response.json()["details"][0]
+    assert problem["field"] == field and says in problem["message"], problem
+    assert serials(client) == []
+
+
+def test_an_import_over_the_row_limit_is_refused(client):
+    rows = [{"serial": f"S{n}"} for n in range(10_001)]
+    response = client.post("/v1/assets/import", json={"assets": rows})
+    assert response.status_code == 422
+    assert "10000" in response.json()["message"]
     assert serials(client) == []
 
 

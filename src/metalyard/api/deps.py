@@ -20,6 +20,7 @@ from fastapi.security import (
     HTTPBasicCredentials,
     HTTPBearer,
 )
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -174,6 +175,21 @@ async def paging(
     return PageQuery(limit, cursor)
 
 
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """Route keyword `openapi_extra` documenting the JSON body of a route that reads it raw.
+
+    The models it refers to must be in the document's components, as those of other
+    routes' bodies are (tests/api/test_openapi.py checks every reference).
+    """
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Numeric id.")]
 """Ids fit a 32-bit integer column on every backend."""
 
@@ -181,3 +197,5 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ActorDep = Annotated[Actor, Depends(authorize)]
 PageDep = Annotated[PageQuery, Depends(paging)]
+RawBody = Annotated[bytes, Depends(raw_body)]
+"""The body as sent, for a service that validates it itself."""

@@ -5,7 +5,15 @@ from typing import Annotated
 from fastapi import Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from metalyard.api.deps import ActorDep, IdPath, PageDep, SessionDep, SettingsDep
+from metalyard.api.deps import (
+    ActorDep,
+    IdPath,
+    PageDep,
+    RawBody,
+    SessionDep,
+    SettingsDep,
+    json_body,
+)
 from metalyard.api.routing import secured_router
 from metalyard.auth.changes.schemas import ChangeRequestOut, change_out
 from metalyard.errors import InvalidInput
@@ -194,10 +202,15 @@ def create_asset(body: AssetCreate, session: SessionDep, actor: ActorDep, respon
     return asset_out(asset)
 
 
-@assets.post("/import", response_model=ImportResult, status_code=status.HTTP_201_CREATED)
-def import_assets(body: AssetImport, session: SessionDep, actor: ActorDep, request: Request):
+@assets.post(
+    "/import",
+    response_model=ImportResult,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=json_body(AssetImport),
+)
+def import_assets(body: RawBody, session: SessionDep, actor: ActorDep, request: Request):
     """All or nothing: any invalid row rejects the whole import, with every row's errors."""
-    serials = service.import_assets(session, rows=body.assets, actor=actor)
+    serials = service.import_assets(session, body=body, actor=actor)
     request.state.audit_summary = {"rows": len(serials)}
     return ImportResult(created=len(serials), serials=serials)
 

@@ -1,11 +1,12 @@
 """Inventory logic: sites, racks, machine classes, assets and the one writer of asset state."""
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any, NoReturn
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -58,6 +59,7 @@ from metalyard.inventory.models import (
 )
 from metalyard.inventory.schemas import (
     AssetCreate,
+    AssetImport,
     AssetUpdate,
     MachineClassCreate,
     MachineClassUpdate,
@@ -575,35 +577,77 @@ BIG_IMPORT = 1000
 """Imports of this many assets or more refresh the planner's statistics."""
 
 
-def import_assets(session: Session, *, rows: list[AssetCreate], actor: Actor) -> list[str]:
+def import_assets(session: Session, *, body: bytes, actor: Actor) -> list[str]:
     """All or nothing: any error writes nothing, and the answer names every bad row.
+
+    The body is validated here, from its JSON text: pydantic reads 10,000 rows from it
+    ~90 ms faster than from the objects `json.loads` makes, and a refused import names the
+    rows that fail validation along with the others' unknown names and taken serials.
 
     Serials and MACs already in use are left to the unique indexes, which check them as
     the rows go in anyway; only a refused import looks them up, to name the rows. Looking
     them up first cost PostgreSQL 0.13 s per 10,000 rows.
     """
-    references = _ReferenceCache(session, rows)
-    errors = references.errors + _repeats(rows)
+    try:
+        rows = AssetImport.model_validate_json(body).assets
+    except ValidationError as error:
+        _refuse_invalid(session, body, error)
+    numbered = list(enumerate(rows))
+    references = _ReferenceCache(session, numbered)
+    errors = references.errors + _repeats(numbered)
     if errors:
-        _refuse(rows, errors + _taken(session, rows))
+        _refuse(len(rows), errors + _taken(session, numbered))
     try:
         with session.begin_nested():
             grown = _insert(session, rows, references, actor)
     except IntegrityError:
-        taken = _taken(session, rows)
+        taken = _taken(session, numbered)
         if not taken:
             raise
-        _refuse(rows, taken)
+        _refuse(len(rows), taken)
     if len(rows) >= BIG_IMPORT:
         refresh_statistics(session, grown)
     return [row.serial for row in rows]
 
 
-def _refuse(rows: list[AssetCreate], errors: list[dict[str, Any]]) -> NoReturn:
+def _refuse_invalid(session: Session, body: bytes, error: ValidationError) -> NoReturn:
+    """Name every bad row: those that fail validation, and what is wrong with the others."""
+    problems = error.errors(include_url=False, include_input=False)
+    if any(len(p["loc"]) < 2 or p["loc"][0] != "assets" for p in problems):
+        # Not rows at all: not JSON, no list of assets, too many of them, an unknown key.
+        details = [{"field": _dotted(p["loc"]), "message": p["msg"]} for p in problems]
+        first = details[0]
+        where = f"{first['field']}: " if first["field"] else ""
+        raise InvalidInput(f"{where}{first['message']}", details=details)
+    listed = json.loads(body)["assets"]  # it is JSON, with a list of assets, or pydantic says
+    errors = [
+        {
+            "row": p["loc"][1],
+            "serial": _serial_of(listed[p["loc"][1]]),
+            "field": _dotted(p["loc"][2:]),
+            "message": p["msg"],
+        }
+        for p in problems
+    ]
+    invalid = {e["row"] for e in errors}
+    valid = [(i, AssetCreate.model_validate(r)) for i, r in enumerate(listed) if i not in invalid]
+    references = _ReferenceCache(session, valid)
+    others = references.errors + _repeats(valid) + _taken(session, valid)
+    _refuse(len(listed), errors + others)
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _serial_of(row: Any) -> Any:
+    return row.get("serial") if isinstance(row, dict) else None
+
+
+def _refuse(count: int, errors: list[dict[str, Any]]) -> NoReturn:
     errors.sort(key=lambda e: e["row"])
     raise InvalidInput(
-        f"{len({e['row'] for e in errors})} of {len(rows)} row(s) are invalid; "
-        "nothing was imported",
+        f"{len({e['row'] for e in errors})} of {count} row(s) are invalid; nothing was imported",
         details=errors,
     )
 
@@ -760,11 +804,11 @@ def _insert_rows(
 class _ReferenceCache:
     """Resolves the names a batch of rows refers to with one query per kind."""
 
-    def __init__(self, session: Session, rows: list[AssetCreate]) -> None:
+    def __init__(self, session: Session, rows: list[tuple[int, AssetCreate]]) -> None:
         self.errors: list[dict[str, Any]] = []
 
         def names(model, attribute: str) -> dict[str, int]:
-            wanted = {getattr(r, attribute) for r in rows} - {None}
+            wanted = {getattr(r, attribute) for _, r in rows} - {None}
             if not wanted:
                 return {}
             found = session.execute(select(model.name, model.id).where(model.name.in_(wanted)))
@@ -773,14 +817,14 @@ class _ReferenceCache:
         self.machine_classes = names(MachineClass, "machine_class")
         self.teams = names(Team, "owner_team")
         self.projects = names(Project, "project")
-        sites = {r.site for r in rows if r.site}
+        sites = {r.site for _, r in rows if r.site}
         self.racks: dict[tuple[str, str], int] = {}
         if sites:
             found = session.execute(
                 select(Site.name, Rack.name, Rack.id).join(Rack.site).where(Site.name.in_(sites))
             )
             self.racks = {(s, r): i for s, r, i in found}
-        for index, row in enumerate(rows):
+        for index, row in rows:
             for attribute, known, label in (
                 ("machine_class", self.machine_classes, "machine class"),
                 ("owner_team", self.teams, "team"),
@@ -810,12 +854,12 @@ class _ReferenceCache:
         }
 
 
-def _repeats(rows: list[AssetCreate]) -> list[dict[str, Any]]:
+def _repeats(rows: list[tuple[int, AssetCreate]]) -> list[dict[str, Any]]:
     """Serials and MACs that an earlier row of the batch has too."""
     errors: list[dict[str, Any]] = []
     seen_serials: dict[str, int] = {}
     seen_macs: dict[str, int] = {}
-    for index, row in enumerate(rows):
+    for index, row in rows:
         if row.serial in seen_serials:
             errors.append(
                 {
@@ -840,14 +884,14 @@ def _repeats(rows: list[AssetCreate]) -> list[dict[str, Any]]:
     return errors
 
 
-def _taken(session: Session, rows: list[AssetCreate]) -> list[dict[str, Any]]:
+def _taken(session: Session, rows: list[tuple[int, AssetCreate]]) -> list[dict[str, Any]]:
     """Serials and MACs that assets already in the database have."""
     errors: list[dict[str, Any]] = []
-    taken_serials = _existing(session, Asset.serial, list({row.serial for row in rows}))
+    taken_serials = _existing(session, Asset.serial, list({row.serial for _, row in rows}))
     taken_macs = _existing(
-        session, AssetInterface.mac, list({i.mac for row in rows for i in row.interfaces})
+        session, AssetInterface.mac, list({i.mac for _, row in rows for i in row.interfaces})
     )
-    for index, row in enumerate(rows):
+    for index, row in rows:
         if row.serial in taken_serials:
             errors.append(
                 {
