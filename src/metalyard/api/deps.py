@@ -98,8 +98,8 @@ NUL_ESCAPE = b"\\u0000"
 async def refuse_nul_characters(request: Request) -> None:
     """PostgreSQL cannot store a NUL character, and JSON carries one only as `\\u0000`.
 
-    Looking for that escape in the raw body is one scan; checking every string as it is
-    validated took a third of the validation of a 10,000-asset import.
+    Looking for that escape in the raw body is one scan; checking every string as it was
+    validated took nearly half the validation of a 10,000-asset import (600 against 340 ms).
     """
     body = await request.body()
     if NUL_ESCAPE not in body:
