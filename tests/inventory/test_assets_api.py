@@ -2,6 +2,7 @@
 
 import pytest
 
+from metalyard.inventory import service
 from tests.inventory.conftest import FURNISHED
 
 
@@ -382,3 +383,28 @@ def test_null_on_a_field_that_cannot_be_empty_leaves_it_as_it_is(client):
     assert patched.status_code == 200, patched.text
     assert (patched.json()["bmc_capacity"], patched.json()["height_u"]) == (6, 44)
     assert client.patch("/v1/sites/dub1", json={"address": None}).json()["address"] == ""
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"serial": "LATE", "hostname": "bad host!"},
+        {"serial": "TAKEN"},
+        {"serial": "LATE", "interfaces": [{"name": "eno1", "mac": "52:54:00:ff:ff:ff"}]},
+        {"serial": "LATE", "site": "dub1", "rack": "nope"},
+        {"serial": "C0"},
+    ],
+)
+def test_a_bad_row_in_a_later_chunk_undoes_the_chunks_written(client, rack, monkeypatch, bad):
+    """PostgreSQL writes a chunk while the next is validated: a later chunk's problem must
+    still leave nothing written, and be named."""
+    monkeypatch.setattr(service, "IMPORT_CHUNK", 3)
+    enrol(client, "TAKEN", interfaces=[{"name": "eno1", "mac": "52:54:00:ff:ff:ff"}])
+    rows = [{"serial": f"C{n}", "site": "dub1", "rack": "r01"} for n in range(7)] + [bad]
+    response = client.post("/v1/assets/import", json={"assets": rows})
+    assert response.status_code == 422, response.text
+    assert [e["row"] for e in response.json()["details"]] == [7]
+    assert serials(client) == ["TAKEN"]
+    rows[7] = {"serial": "C7"}
+    assert client.post("/v1/assets/import", json={"assets": rows}).status_code == 201
+    assert serials(client) == ["TAKEN"] + [f"C{n}" for n in range(8)]

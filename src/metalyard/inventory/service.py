@@ -1,23 +1,23 @@
 """Inventory logic: sites, racks, machine classes, assets and the one writer of asset state."""
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
-from typing import Any, NoReturn
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+import psycopg
+from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy import (
     ColumnElement,
     Select,
-    TextClause,
     bindparam,
     delete,
     exists,
     func,
     insert,
     select,
-    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
@@ -58,6 +58,7 @@ from metalyard.inventory.models import (
     Site,
 )
 from metalyard.inventory.schemas import (
+    MAX_IMPORT_ROWS,
     AssetCreate,
     AssetImport,
     AssetUpdate,
@@ -70,6 +71,7 @@ from metalyard.inventory.schemas import (
     TagChange,
 )
 from metalyard.orchestrator.worker import chore
+from metalyard.schemas import Schema
 
 # Sites ---------------------------------------------------------------------------------
 
@@ -575,46 +577,127 @@ def _record_move(
 
 BIG_IMPORT = 1000
 """Imports of this many assets or more refresh the planner's statistics."""
+IMPORT_CHUNK = 2500
+"""Rows PostgreSQL writes at a time, while the next ones are validated."""
+
+
+class _Unsound(Exception):
+    """The fast path of an import found something wrong; the slow path names it all."""
 
 
 def import_assets(session: Session, *, body: bytes, actor: Actor) -> list[str]:
     """All or nothing: any error writes nothing, and the answer names every bad row.
 
-    The body is validated here, from its JSON text: pydantic reads 10,000 rows from it
-    ~90 ms faster than from the objects `json.loads` makes, and a refused import names the
-    rows that fail validation along with the others' unknown names and taken serials.
+    The fast path only finds out whether the import is sound, and stops at the first
+    problem; a refused import is then gone through again to name every bad row, whatever
+    is wrong with it: validation, unknown names, repeats, serials and MACs already taken.
+    Those last are left to the unique indexes, which check them as the rows go in anyway:
+    looking them up first cost PostgreSQL 0.13 s per 10,000 rows.
 
-    Serials and MACs already in use are left to the unique indexes, which check them as
-    the rows go in anyway; only a refused import looks them up, to name the rows. Looking
-    them up first cost PostgreSQL 0.13 s per 10,000 rows.
+    The body is validated here, from its JSON text, rather than by FastAPI: pydantic reads
+    10,000 rows from it ~90 ms faster than from the objects `json.loads` makes.
     """
-    try:
-        rows = AssetImport.model_validate_json(body).assets
-    except ValidationError as error:
-        _refuse_invalid(session, body, error)
-    numbered = list(enumerate(rows))
-    references = _ReferenceCache(session, numbered)
-    errors = references.errors + _repeats(numbered)
-    if errors:
-        _refuse(len(rows), errors + _taken(session, numbered))
+    write = _import_pipelined if _dialect(session) == "postgresql" else _import_at_once
     try:
         with session.begin_nested():
-            grown = _insert(session, rows, references, actor)
-    except IntegrityError:
-        taken = _taken(session, numbered)
-        if not taken:
-            raise
-        _refuse(len(rows), taken)
-    if len(rows) >= BIG_IMPORT:
+            serials, grown = write(session, body, actor)
+    except (_Unsound, IntegrityError, psycopg.IntegrityError):
+        _refuse_with_every_problem(session, body)
+        raise  # an integrity error the checks do not explain
+    if len(serials) >= BIG_IMPORT:
         refresh_statistics(session, grown)
-    return [row.serial for row in rows]
+    return serials
 
 
-def _refuse_invalid(session: Session, body: bytes, error: ValidationError) -> NoReturn:
-    """Name every bad row: those that fail validation, and what is wrong with the others."""
+def _import_at_once(session: Session, body: bytes, actor: Actor) -> tuple[list[str], Counter]:
+    try:
+        rows = AssetImport.model_validate_json(body).assets
+    except ValidationError:
+        raise _Unsound from None
+    numbered = list(enumerate(rows))
+    references = _ReferenceCache(session, rows)
+    if references.errors_in(numbered) or _Repeats().errors_in(numbered):
+        raise _Unsound
+    _insert_rows(session, rows, references, actor, utcnow())
+    return [row.serial for row in rows], _grown(rows)
+
+
+def _import_pipelined(session: Session, body: bytes, actor: Actor) -> tuple[list[str], Counter]:
+    """PostgreSQL writes each chunk of rows while Python validates the next one.
+
+    The server took ~1.3 s of a 10,000-row import and Python ~0.4 s, one after the other;
+    overlapping them saved 0.25 s (median of 10 interleaved pairs, 1.63 s against 1.88 s).
+    """
+    try:
+        listed = _ImportedRows.model_validate_json(body).assets
+    except ValidationError:
+        raise _Unsound from None
+    references = _ReferenceCache(session, listed)  # every name, before the first write
+    repeats = _Repeats()
+    params = {"now": utcnow(), "actor": actor.name, "request_id": actor.request_id}
+    serials: list[str] = []
+    grown: Counter = Counter()
+    driver = session.connection().connection.driver_connection
+    with driver.cursor() as cursor, driver.pipeline():
+        for start in range(0, len(listed), IMPORT_CHUNK):
+            try:
+                rows = _import_rows.validate_python(listed[start : start + IMPORT_CHUNK])
+            except ValidationError:
+                raise _Unsound from None
+            numbered = list(enumerate(rows, start))
+            if references.errors_in(numbered) or repeats.errors_in(numbered):
+                raise _Unsound
+            cursor.execute(_import_sql(), {**params, "rows": _import_rows.dump_json(rows).decode()})
+            serials += [row.serial for row in rows]
+            grown += _grown(rows)
+    return serials, grown
+
+
+class _ImportedRows(Schema):
+    """An import's body before its rows are validated, chunk by chunk."""
+
+    assets: Annotated[list[Any], Field(min_length=1, max_length=MAX_IMPORT_ROWS)]
+
+
+def _grown(rows: list[AssetCreate]) -> Counter:
+    """The rows each table gains from these."""
+    return Counter(
+        {
+            _assets.name: len(rows),
+            _interfaces.name: sum(len(row.interfaces) for row in rows),
+            _tags.name: sum(len(row.tags) for row in rows),
+            AssetStateChange.__tablename__: len(rows),
+        }
+    )
+
+
+def _refuse_with_every_problem(session: Session, body: bytes) -> None:
+    """Refuse the import naming every bad row; return if none is found."""
+    try:
+        rows = AssetImport.model_validate_json(body).assets
+        count, numbered, errors = len(rows), list(enumerate(rows)), []
+    except ValidationError as error:
+        count, numbered, errors = _invalid_rows(body, error)
+    references = _ReferenceCache(session, [row for _, row in numbered])
+    errors += references.errors_in(numbered) + _Repeats().errors_in(numbered)
+    errors += _taken(session, numbered)
+    if errors:
+        errors.sort(key=lambda e: e["row"])
+        raise InvalidInput(
+            f"{len({e['row'] for e in errors})} of {count} row(s) are invalid; "
+            "nothing was imported",
+            details=errors,
+        )
+
+
+def _invalid_rows(
+    body: bytes, error: ValidationError
+) -> tuple[int, list[tuple[int, AssetCreate]], list[dict[str, Any]]]:
+    """The rows' count, the valid ones (numbered) and the invalid ones' errors; raises at
+    once if the body is not rows at all (not JSON, no list of assets, too many of them, an
+    unknown key)."""
     problems = error.errors(include_url=False, include_input=False)
     if any(len(p["loc"]) < 2 or p["loc"][0] != "assets" for p in problems):
-        # Not rows at all: not JSON, no list of assets, too many of them, an unknown key.
         details = [{"field": _dotted(p["loc"]), "message": p["msg"]} for p in problems]
         first = details[0]
         where = f"{first['field']}: " if first["field"] else ""
@@ -623,7 +706,7 @@ def _refuse_invalid(session: Session, body: bytes, error: ValidationError) -> No
     errors = [
         {
             "row": p["loc"][1],
-            "serial": _serial_of(listed[p["loc"][1]]),
+            "serial": _field(listed[p["loc"][1]], "serial"),
             "field": _dotted(p["loc"][2:]),
             "message": p["msg"],
         }
@@ -631,50 +714,11 @@ def _refuse_invalid(session: Session, body: bytes, error: ValidationError) -> No
     ]
     invalid = {e["row"] for e in errors}
     valid = [(i, AssetCreate.model_validate(r)) for i, r in enumerate(listed) if i not in invalid]
-    references = _ReferenceCache(session, valid)
-    others = references.errors + _repeats(valid) + _taken(session, valid)
-    _refuse(len(listed), errors + others)
+    return len(listed), valid, errors
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(part) for part in loc)
-
-
-def _serial_of(row: Any) -> Any:
-    return row.get("serial") if isinstance(row, dict) else None
-
-
-def _refuse(count: int, errors: list[dict[str, Any]]) -> NoReturn:
-    errors.sort(key=lambda e: e["row"])
-    raise InvalidInput(
-        f"{len({e['row'] for e in errors})} of {count} row(s) are invalid; nothing was imported",
-        details=errors,
-    )
-
-
-def _insert(
-    session: Session, rows: list[AssetCreate], references: "_ReferenceCache", actor: Actor
-) -> dict[str, int]:
-    """Write the rows; the rows each table gained."""
-    now = utcnow()
-    if _dialect(session) == "postgresql":
-        session.execute(
-            _import_statement(),
-            {
-                "rows": _import_rows.dump_json(rows).decode(),
-                "now": now,
-                "actor": actor.name,
-                "request_id": actor.request_id,
-            },
-        )
-    else:
-        _insert_rows(session, rows, references, actor, now)
-    return {
-        _assets.name: len(rows),
-        _interfaces.name: sum(len(row.interfaces) for row in rows),
-        _tags.name: sum(len(row.tags) for row in rows),
-        AssetStateChange.__tablename__: len(rows),
-    }
 
 
 _NAMED = ("machine_class", "site", "rack", "owner_team", "project")
@@ -687,13 +731,14 @@ _import_rows = TypeAdapter(list[AssetCreate])
 
 
 @cache
-def _import_statement() -> TextClause:
-    """PostgreSQL imports the rows with one statement over one JSON document of them.
+def _import_sql() -> str:
+    """PostgreSQL writes a chunk of rows with one statement over one JSON document of them.
 
     The database looks up the names, numbers the assets in the order given and fans their
     interfaces, tags and first state change out itself (data-modifying CTEs, which SQLite
     lacks). Building those 65,000 rows in Python and sending them as four documents took
-    10,000 assets 0.3 s longer (2.02 s against 1.71 s, validation included).
+    10,000 assets 0.3 s longer (2.02 s against 1.71 s, validation included). In psycopg's
+    format: it runs on the driver's connection, in a pipeline.
     """
     dialect = postgresql.dialect()
     quote = dialect.identifier_preparer.quote
@@ -704,17 +749,16 @@ def _import_statement() -> TextClause:
         + [f"{name} json" for name in _CHILDREN]
     )
     from_source = ", ".join(f"source.{quote(name)}" for name in _COPIED)
-    return text(
-        f"""
+    return f"""
         WITH source AS MATERIALIZED (
-            SELECT * FROM ROWS FROM (json_to_recordset(CAST(:rows AS json)) AS ({typed}))
+            SELECT * FROM ROWS FROM (json_to_recordset(CAST(%(rows)s AS json)) AS ({typed}))
                 WITH ORDINALITY AS source
         ),
         added AS (
             INSERT INTO assets ({copied}, machine_class_id, rack_id, owner_team_id,
                                 project_id, version, created_at, updated_at)
             SELECT {from_source}, machine_classes.id, racks.id, teams.id, projects.id,
-                   1, :now, :now
+                   1, %(now)s, %(now)s
             FROM source
             LEFT JOIN machine_classes ON machine_classes.name = source.machine_class
             LEFT JOIN (racks JOIN sites ON sites.id = racks.site_id)
@@ -741,11 +785,10 @@ def _import_statement() -> TextClause:
         moves AS (
             INSERT INTO asset_state_changes
                 (asset_id, from_state, to_state, actor, reason, request_id, at)
-            SELECT new.id, NULL, new.state, :actor, 'imported', :request_id, :now FROM new
+            SELECT new.id, NULL, new.state, %(actor)s, 'imported', %(request_id)s, %(now)s FROM new
         )
         SELECT count(*) FROM added
         """
-    ).bindparams(bindparam("now", type_=_assets.c.created_at.type))
 
 
 def _insert_rows(
@@ -802,13 +845,15 @@ def _insert_rows(
 
 
 class _ReferenceCache:
-    """Resolves the names a batch of rows refers to with one query per kind."""
+    """Resolves the names rows refer to with one query per kind.
 
-    def __init__(self, session: Session, rows: list[tuple[int, AssetCreate]]) -> None:
-        self.errors: list[dict[str, Any]] = []
+    The rows are validated ones, or the raw JSON ones of an import not yet validated:
+    their names are looked up all at once, before the first chunk is written.
+    """
 
+    def __init__(self, session: Session, rows: list[Any]) -> None:
         def names(model, attribute: str) -> dict[str, int]:
-            wanted = {getattr(r, attribute) for _, r in rows} - {None}
+            wanted = _named(rows, attribute)
             if not wanted:
                 return {}
             found = session.execute(select(model.name, model.id).where(model.name.in_(wanted)))
@@ -817,13 +862,16 @@ class _ReferenceCache:
         self.machine_classes = names(MachineClass, "machine_class")
         self.teams = names(Team, "owner_team")
         self.projects = names(Project, "project")
-        sites = {r.site for _, r in rows if r.site}
+        sites = _named(rows, "site")
         self.racks: dict[tuple[str, str], int] = {}
         if sites:
             found = session.execute(
                 select(Site.name, Rack.name, Rack.id).join(Rack.site).where(Site.name.in_(sites))
             )
             self.racks = {(s, r): i for s, r, i in found}
+
+    def errors_in(self, rows: list[tuple[int, AssetCreate]]) -> list[dict[str, Any]]:
+        errors = []
         for index, row in rows:
             for attribute, known, label in (
                 ("machine_class", self.machine_classes, "machine class"),
@@ -832,18 +880,15 @@ class _ReferenceCache:
             ):
                 value = getattr(row, attribute)
                 if value is not None and value not in known:
-                    self._error(index, row, attribute, f"no {label} named {value!r}")
+                    errors.append(_row_error(index, row, attribute, f"no {label} named {value!r}"))
             if row.site is not None and row.rack is None:
-                self._error(index, row, "rack", "a site needs a rack: give both")
+                errors.append(_row_error(index, row, "rack", "a site needs a rack: give both"))
             elif row.rack is not None and row.site is None:
-                self._error(index, row, "site", "a rack needs its site")
+                errors.append(_row_error(index, row, "site", "a rack needs its site"))
             elif row.rack is not None and (row.site, row.rack) not in self.racks:
-                self._error(index, row, "rack", f"no rack {row.rack!r} in site {row.site!r}")
-
-    def _error(self, index: int, row: AssetCreate, field_name: str, message: str) -> None:
-        self.errors.append(
-            {"row": index, "serial": row.serial, "field": field_name, "message": message}
-        )
+                message = f"no rack {row.rack!r} in site {row.site!r}"
+                errors.append(_row_error(index, row, "rack", message))
+        return errors
 
     def ids_for(self, row: AssetCreate) -> dict[str, int | None]:
         return {
@@ -854,34 +899,44 @@ class _ReferenceCache:
         }
 
 
-def _repeats(rows: list[tuple[int, AssetCreate]]) -> list[dict[str, Any]]:
-    """Serials and MACs that an earlier row of the batch has too."""
-    errors: list[dict[str, Any]] = []
-    seen_serials: dict[str, int] = {}
-    seen_macs: dict[str, int] = {}
-    for index, row in rows:
-        if row.serial in seen_serials:
-            errors.append(
-                {
-                    "row": index,
-                    "serial": row.serial,
-                    "field": "serial",
-                    "message": f"serial repeats row {seen_serials[row.serial]}",
-                }
-            )
-        seen_serials.setdefault(row.serial, index)
-        for interface in row.interfaces:
-            if interface.mac in seen_macs:
-                errors.append(
-                    {
-                        "row": index,
-                        "serial": row.serial,
-                        "field": "interfaces",
-                        "message": f"MAC {interface.mac} repeats row {seen_macs[interface.mac]}",
-                    }
-                )
-            seen_macs.setdefault(interface.mac, index)
-    return errors
+def _named(rows: list[Any], attribute: str) -> set[str]:
+    """The names that rows, validated or raw JSON, give for `attribute`."""
+    values = (
+        getattr(row, attribute) if isinstance(row, AssetCreate) else _field(row, attribute)
+        for row in rows
+    )
+    return {value for value in values if isinstance(value, str)}
+
+
+def _field(row: Any, name: str) -> Any:
+    """A field of a row of JSON, which may not be an object at all."""
+    return row.get(name) if isinstance(row, dict) else None
+
+
+def _row_error(index: int, row: AssetCreate, field_name: str, message: str) -> dict[str, Any]:
+    return {"row": index, "serial": row.serial, "field": field_name, "message": message}
+
+
+class _Repeats:
+    """Serials and MACs that an earlier row of the import has too, chunk after chunk."""
+
+    def __init__(self) -> None:
+        self.serials: dict[str, int] = {}
+        self.macs: dict[str, int] = {}
+
+    def errors_in(self, rows: list[tuple[int, AssetCreate]]) -> list[dict[str, Any]]:
+        errors = []
+        for index, row in rows:
+            if row.serial in self.serials:
+                message = f"serial repeats row {self.serials[row.serial]}"
+                errors.append(_row_error(index, row, "serial", message))
+            self.serials.setdefault(row.serial, index)
+            for interface in row.interfaces:
+                if interface.mac in self.macs:
+                    message = f"MAC {interface.mac} repeats row {self.macs[interface.mac]}"
+                    errors.append(_row_error(index, row, "interfaces", message))
+                self.macs.setdefault(interface.mac, index)
+        return errors
 
 
 def _taken(session: Session, rows: list[tuple[int, AssetCreate]]) -> list[dict[str, Any]]:
@@ -893,24 +948,12 @@ def _taken(session: Session, rows: list[tuple[int, AssetCreate]]) -> list[dict[s
     )
     for index, row in rows:
         if row.serial in taken_serials:
-            errors.append(
-                {
-                    "row": index,
-                    "serial": row.serial,
-                    "field": "serial",
-                    "message": f"an asset with serial {row.serial!r} already exists",
-                }
-            )
+            message = f"an asset with serial {row.serial!r} already exists"
+            errors.append(_row_error(index, row, "serial", message))
         for interface in row.interfaces:
             if interface.mac in taken_macs:
-                errors.append(
-                    {
-                        "row": index,
-                        "serial": row.serial,
-                        "field": "interfaces",
-                        "message": f"MAC {interface.mac} belongs to another asset",
-                    }
-                )
+                message = f"MAC {interface.mac} belongs to another asset"
+                errors.append(_row_error(index, row, "interfaces", message))
     return errors
 
 
