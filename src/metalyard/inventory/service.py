@@ -626,7 +626,8 @@ def _import_pipelined(session: Session, body: bytes, actor: Actor) -> tuple[list
     """PostgreSQL writes each chunk of rows while Python validates the next one.
 
     The server took ~1.3 s of a 10,000-row import and Python ~0.4 s, one after the other;
-    overlapping them saved 0.25 s (median of 10 interleaved pairs, 1.63 s against 1.88 s).
+    overlapping them took the API's import from 2.09 s to 1.82 s (median of 8 interleaved
+    pairs on one cluster of 100,000 assets).
     """
     try:
         listed = _ImportedRows.model_validate_json(body).assets
