@@ -659,6 +659,22 @@ def analyzed_tables(bench: Bench) -> str:
     return ", ".join(f"{name} {'yes' if done else 'NO'}" for name, done in rows)
 
 
+def autovacuum_work(bench: Bench) -> dict[str, int]:
+    """How many times autovacuum has vacuumed or analyzed each table so far: it competes
+    with the bench for the two cores, and a run it overlapped shows in the figures."""
+    with bench.database.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT relname, autovacuum_count + autoanalyze_count FROM pg_stat_user_tables"
+        ).all()
+    return dict(rows)
+
+
+def autovacuumed_since(bench: Bench, before: dict[str, int]) -> str:
+    after = autovacuum_work(bench)
+    done = sorted(name for name, count in after.items() if count > before.get(name, 0))
+    return ", ".join(done) or "nothing"
+
+
 # Running and printing --------------------------------------------------------------------
 
 
@@ -751,7 +767,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         figures: dict[tuple[str, str], Figure] = {}
         for run in range(args.repeat):
             print(f"  run {run + 1}/{args.repeat}: reads; {conditions()}", flush=True)
+            before = {} if bench.database.is_sqlite else autovacuum_work(bench)
             run_reads(bench, figures, args.gets, args.pages)
+            if not bench.database.is_sqlite:
+                print(f"    autovacuum meanwhile: {autovacuumed_since(bench, before)}")
         for run in range(args.repeat):
             print(f"  run {run + 1}/{args.repeat}: imports", flush=True)
             run_imports(bench, figures)
