@@ -30,6 +30,23 @@ class InvalidInput(MetalyardError):
     code = "invalid_input"
 
 
+def invalid_fields(problems: list[dict[str, Any]]) -> InvalidInput:
+    """One error for pydantic's problems (each with `loc`, `msg` and `type`): its message
+    names the first field and counts the others, its details name each."""
+    details = [
+        {
+            "field": ".".join(str(part) for part in problem["loc"]),
+            "message": problem["msg"],
+            "type": problem["type"],
+        }
+        for problem in problems
+    ]
+    first = details[0] if details else {"field": "", "message": "invalid request"}
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    where = f"{first['field']}: " if first["field"] else ""
+    return InvalidInput(f"{where}{first['message']}{more}", details=details)
+
+
 class PayloadTooLarge(MetalyardError):
     status = 413
     code = "payload_too_large"

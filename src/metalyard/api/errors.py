@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 
-from metalyard.errors import Conflict, MetalyardError, StaleVersion
+from metalyard.errors import Conflict, MetalyardError, StaleVersion, invalid_fields
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +43,10 @@ async def _metalyard_error(request: Request, error: MetalyardError) -> JSONRespo
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
     problems = [
-        {
-            "field": ".".join(str(part) for part in problem["loc"] if part != "body"),
-            "message": problem["msg"],
-            "type": problem["type"],
-        }
+        {**problem, "loc": tuple(part for part in problem["loc"] if part != "body")}
         for problem in error.errors()
     ]
-    first = problems[0] if problems else {"field": "", "message": "invalid request"}
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    where = f"{first['field']}: " if first["field"] else ""
-    return JSONResponse(
-        {
-            "code": "invalid_input",
-            "message": f"{where}{first['message']}{more}",
-            "details": problems,
-        },
-        status_code=422,
-    )
+    return error_response(invalid_fields(problems))
 
 
 async def _http_error(request: Request, error: HTTPException) -> JSONResponse:

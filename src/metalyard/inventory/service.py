@@ -45,6 +45,7 @@ from metalyard.errors import (
     ForbiddenTransition,
     InvalidInput,
     NotFound,
+    invalid_fields,
 )
 from metalyard.inventory.documents import UNSTORED, AssetDocument, documents, store
 from metalyard.inventory.lifecycle import TRANSITIONS, AssetState, Health, approval_action
@@ -699,10 +700,7 @@ def _invalid_rows(
     unknown key)."""
     problems = error.errors(include_url=False, include_input=False)
     if any(len(p["loc"]) < 2 or p["loc"][0] != "assets" for p in problems):
-        details = [{"field": _dotted(p["loc"]), "message": p["msg"]} for p in problems]
-        first = details[0]
-        where = f"{first['field']}: " if first["field"] else ""
-        raise InvalidInput(f"{where}{first['message']}", details=details)
+        raise invalid_fields(problems)
     listed = json.loads(body)["assets"]  # it is JSON, with a list of assets, or pydantic says
     errors = [
         {
