@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from pydantic_core import from_json, to_json
+from pydantic_core import from_json
 from sqlalchemy import (
     ColumnElement,
     Dialect,
@@ -125,42 +125,33 @@ def among(dialect: str, column: Any, key: str) -> ColumnElement[bool]:
 def insert_many(
     session: Session, table: Table, rows: list[dict[str, Any]], returning: Sequence[Any] = ()
 ) -> Sequence[Row]:
-    """Insert `rows` (all with the same keys) in one statement, whatever their number.
+    """Insert `rows` (all with the same keys) into SQLite in one statement, whatever their
+    number. (PostgreSQL's one bulk write, the asset import, has its own statement:
+    `inventory.service._import_sql`.)
 
-    The rows travel as one JSON document that the database unpacks (json_to_recordset on
-    PostgreSQL, json_each on SQLite). An executemany spent more time in Python converting
-    parameters row by row (SQLAlchemy's processing; psycopg parsing the placeholders of its
-    multi-row VALUES) than the database spent inserting them.
+    The rows travel as one JSON document that SQLite unpacks with json_each. An
+    executemany spent more time in Python converting parameters row by row than the
+    database spent inserting them.
     """
     if not rows:
         return []
     dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer.quote
     names = list(rows[0])
-    listed = ", ".join(quote(name) for name in names)
-    if dialect.name == "postgresql":
-        typed = ", ".join(f"{quote(name)} {table.c[name].type.compile(dialect)}" for name in names)
-        selected = listed
-        source = f"json_to_recordset(CAST(:rows AS json)) AS source({typed})"
-        # pydantic-core writes it (datetimes as ISO 8601) in half the time json.dumps took
-        document = to_json(rows).decode()
-    else:
-        # Each row as an array of the values SQLAlchemy would bind, converted column by column.
-        columns = []
-        for name in names:
-            values = [row[name] for row in rows]
-            convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            columns.append([convert(value) for value in values] if convert else values)
-        # json_extract rather than ->>, which needs SQLite 3.38
-        selected = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(names)))
-        source = "json_each(:rows)"
-        document = json.dumps(list(zip(*columns, strict=True)))
+    # Each row as an array of the values SQLAlchemy would bind, converted column by column.
+    columns = []
+    for name in names:
+        values = [row[name] for row in rows]
+        convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        columns.append([convert(value) for value in values] if convert else values)
+    # json_extract rather than ->>, which needs SQLite 3.38
+    selected = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(names)))
     returned = ", ".join(quote(column.name) for column in returning)
     stmt = text(
-        f"INSERT INTO {quote(table.name)} ({listed}) SELECT {selected} FROM {source}"
-        + (f" RETURNING {returned}" if returning else "")
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
+        f"SELECT {selected} FROM json_each(:rows)" + (f" RETURNING {returned}" if returning else "")
     )
-    result = session.execute(stmt, {"rows": document})
+    result = session.execute(stmt, {"rows": json.dumps(list(zip(*columns, strict=True)))})
     return result.all() if returning else []
 
 
