@@ -1,5 +1,6 @@
 """Reads answer from stored documents while they are current, and never from stale ones."""
 
+import json
 import time
 
 import pytest
@@ -46,6 +47,21 @@ def test_reads_use_a_stored_document_while_its_asset_is_unchanged(client, databa
     mark_stored_documents(database)
     assert client.get("/v1/assets/SN1").json() == {"stored": True}
     assert client.get("/v1/assets").json()["items"] == [{"stored": True}]
+
+
+def test_a_page_builds_the_documents_not_stored_beside_the_stored_ones(
+    client, database, furnished
+):
+    service.store_documents(database)
+    mark_stored_documents(database)
+    created = client.post("/v1/assets", json={"serial": "SN2", "tags": {"pool": "web"}})
+    created.raise_for_status()
+
+    first, second = client.get("/v1/assets").json()["items"]
+    assert first == {"stored": True}
+    assert ordered(json.dumps(second).encode()) == ordered(model_json(database, "SN2"))
+    read = client.get("/v1/assets/SN2")
+    assert read.json() == second and read.headers["etag"] == created.headers["etag"]
 
 
 @pytest.mark.parametrize(

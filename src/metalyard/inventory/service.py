@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
@@ -11,6 +12,7 @@ import psycopg
 from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy import (
     ColumnElement,
+    Row,
     Select,
     bindparam,
     delete,
@@ -47,7 +49,7 @@ from metalyard.errors import (
     NotFound,
     invalid_fields,
 )
-from metalyard.inventory.documents import UNSTORED, AssetDocument, documents, store
+from metalyard.inventory.documents import UNSTORED, AssetDocument, built, documents, store
 from metalyard.inventory.lifecycle import TRANSITIONS, AssetState, Health, approval_action
 from metalyard.inventory.models import (
     Asset,
@@ -247,10 +249,11 @@ def get_asset(session: Session, *, serial: str) -> Asset:
 
 
 def get_asset_document(session: Session, *, serial: str) -> AssetDocument:
-    found = session.connection().execute(_BY_SERIAL[_dialect(session)], {"serial": serial}).first()
-    if found is None:
+    rows = session.connection().execute(_BY_SERIAL[_dialect(session)], {"serial": serial})
+    found = _with_documents(session, rows.all())
+    if not found:
         raise NotFound(f"no asset with serial {serial!r}", details={"serial": serial})
-    return AssetDocument(*found)
+    return found[0]
 
 
 def list_assets(
@@ -265,8 +268,30 @@ def list_assets(
         leading = next((i for i, tag in enumerate(where.tags) if f"tag{i}_value" in values), None)
     stmt = _page_statement(_dialect(session), sort, tuple(values), leading, bool(cursor))
     values |= page_params(id_column=_assets.c.id, sort=key, limit=limit, cursor=cursor)
-    found = [AssetDocument(*row) for row in session.connection().execute(stmt, values).all()]
-    return page_of(found, limit, lambda document: (document.sort_key, document.id))
+    rows = session.connection().execute(stmt, values).all()
+    page = page_of(rows, limit, lambda row: (row.sort_key, row.id))
+    return Page(_with_documents(session, page.items), page.next_cursor)
+
+
+def _with_documents(session: Session, rows: Sequence[Row]) -> list[AssetDocument]:
+    """The rows with their documents: those not stored for their asset's version (new or
+    changed since the workers last stored them) are built in one more statement.
+
+    An asset deleted in between is left out: PostgreSQL's reads take a snapshot per
+    statement (db.engine._reader), so it may be gone by then.
+    """
+    stale = [row.id for row in rows if row.json is None]
+    if not stale:
+        return [AssetDocument(*row) for row in rows]
+    found = session.connection().execute(built(_dialect(session)), {"ids": stale})
+    fresh = {row.id: row for row in found}
+    documents = []
+    for row in rows:
+        if row.json is not None:
+            documents.append(AssetDocument(*row))
+        elif row.id in fresh:
+            documents.append(AssetDocument(row.id, row.sort_key, *fresh[row.id][1:]))
+    return documents
 
 
 def _filter_values(where: AssetFilter) -> dict[str, Any]:
