@@ -345,9 +345,12 @@ def _page_statement(
         others = [_has_tag(other, given) for other in tags if other != name]
         if conditions or others:
             ids = ids.join(_assets, _assets.c.id == id_column).where(*conditions, *others)
-    ids = keyset(ids, id_column=id_column, sort=by, after=after)
+    # Joined rather than `id IN (...)`: PostgreSQL then needs neither to make the ids
+    # unique (they are) nor to sort them again (0.8 against 1.05 ms for a page by state
+    # and rack, 0.5 against 0.95 ms by tag, executing alone).
+    ids = keyset(ids, id_column=id_column, sort=by, after=after).subquery()
     order = [key.column, _assets.c.id] if key.column is not _assets.c.id else [_assets.c.id]
-    rows = documents(dialect, key.column.key).where(_assets.c.id.in_(ids))
+    rows = documents(dialect, key.column.key).join(ids, ids.c[0] == _assets.c.id)
     return rows.order_by(*(c.desc() if key.descending else c.asc() for c in order))
 
 
