@@ -45,7 +45,9 @@ started the way the tests start one, see tests/peers/postgres.py):
    process (PostgreSQL's server processes are not included) and the wall time.
 
 Each of --repeat runs takes --gets samples of the get and --pages samples of each list, at
-every layer; a figure is the median over the runs of each run's p50 (or p99). Each run then
+every layer; a figure is the median over the runs of each run's p50 (or p99). A p99 needs
+hundreds of samples: of 100 it is nearly the slowest one, which a single stall of the
+machine sets. Each run then
 imports one batch through the API and one through the service, so the database grows by
 20,000 assets per run -- after the read figures are taken. The targets are judged on the
 asgi layer; the import on its median (the slowest import is printed too).
@@ -828,7 +830,7 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=SITES * RACKS_PER_SITE * ASSETS_PER_RACK)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs (default 5)")
     parser.add_argument("--gets", type=int, default=200, help="gets per run and layer (200)")
-    parser.add_argument("--pages", type=int, default=100, help="pages per list, run, layer (100)")
+    parser.add_argument("--pages", type=int, default=500, help="pages per list, run, layer (500)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--stored-documents",
