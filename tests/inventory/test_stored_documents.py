@@ -49,9 +49,7 @@ def test_reads_use_a_stored_document_while_its_asset_is_unchanged(client, databa
     assert client.get("/v1/assets").json()["items"] == [{"stored": True}]
 
 
-def test_a_page_builds_the_documents_not_stored_beside_the_stored_ones(
-    client, database, furnished
-):
+def test_a_page_builds_the_documents_not_stored_beside_the_stored_ones(client, database, furnished):
     service.store_documents(database)
     mark_stored_documents(database)
     created = client.post("/v1/assets", json={"serial": "SN2", "tags": {"pool": "web"}})
