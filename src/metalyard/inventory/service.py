@@ -413,7 +413,7 @@ DOCUMENT_BATCH = 1000
 def store_documents(database: Database, *, batch: int = DOCUMENT_BATCH) -> int:
     """Store the documents of the assets that have none for their version (new or changed
     since); how many. The workers run this every few seconds: until then, reads build the
-    documents themselves, as fast as before there were stored ones."""
+    documents themselves, in one more statement."""
     dialect = database.engine.dialect.name
     stored, after = 0, 0
     while True:
