@@ -5,6 +5,7 @@ them into the body ``{"code", "message", "details"}`` and the SDK turns that bod
 into the same class.
 """
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 
@@ -30,12 +31,17 @@ class InvalidInput(MetalyardError):
     code = "invalid_input"
 
 
+def dotted(loc: Sequence[str | int]) -> str:
+    """Where a pydantic problem is, as the API names a field: `interfaces.0.mac`."""
+    return ".".join(str(part) for part in loc)
+
+
 def invalid_fields(problems: list[dict[str, Any]]) -> InvalidInput:
     """One error for pydantic's problems (each with `loc`, `msg` and `type`): its message
     names the first field and counts the others, its details name each."""
     details = [
         {
-            "field": ".".join(str(part) for part in problem["loc"]),
+            "field": dotted(problem["loc"]),
             "message": problem["msg"],
             "type": problem["type"],
         }

@@ -47,6 +47,7 @@ from metalyard.errors import (
     ForbiddenTransition,
     InvalidInput,
     NotFound,
+    dotted,
     invalid_fields,
 )
 from metalyard.inventory.documents import UNSTORED, AssetDocument, built, documents, store
@@ -734,7 +735,7 @@ def _invalid_rows(
         {
             "row": p["loc"][1],
             "serial": _field(listed[p["loc"][1]], "serial"),
-            "field": _dotted(p["loc"][2:]),
+            "field": dotted(p["loc"][2:]),
             "message": p["msg"],
         }
         for p in problems
@@ -742,10 +743,6 @@ def _invalid_rows(
     invalid = {e["row"] for e in errors}
     valid = [(i, AssetCreate.model_validate(r)) for i, r in enumerate(listed) if i not in invalid]
     return len(listed), valid, errors
-
-
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    return ".".join(str(part) for part in loc)
 
 
 _NAMED = ("machine_class", "site", "rack", "owner_team", "project")
