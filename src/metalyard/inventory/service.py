@@ -282,10 +282,10 @@ def _with_documents(session: Session, rows: Sequence[Row]) -> list[AssetDocument
     statement (db.engine._reader), so it may be gone by then.
     """
     stale = [row.id for row in rows if row.json is None]
-    if not stale:
-        return [AssetDocument(*row) for row in rows]
-    found = session.connection().execute(built(_dialect(session)), {"ids": stale})
-    fresh = {row.id: row for row in found}
+    fresh = {}
+    if stale:
+        found = session.connection().execute(built(_dialect(session)), {"ids": stale})
+        fresh = {row.id: row for row in found}
     documents = []
     for row in rows:
         if row.json is not None:
