@@ -47,10 +47,10 @@ started the way the tests start one, see tests/peers/postgres.py):
 Each of --repeat runs takes --gets samples of the get and --pages samples of each list, at
 every layer; a figure is the median over the runs of each run's p50 (or p99). A p99 needs
 hundreds of samples: of 100 it is nearly the slowest one, which a single stall of the
-machine sets. Each run then
-imports one batch through the API and one through the service, so the database grows by
-20,000 assets per run -- after the read figures are taken. The targets are judged on the
-asgi layer; the import on its median (the slowest import is printed too).
+machine sets. Each run then imports one batch through the API and one through the
+service, so the database grows by 20,000 assets per run -- after the read figures are
+taken. The targets are judged on the asgi layer; the import on its median (the slowest
+import is printed too).
 
 Targets (2-core machine): get p50 <= 2 ms, filtered page of 100 p99 <= 10 ms, import of
 10,000 <= 2 s. The machine is shared: the load average is printed at the start and the end
