@@ -77,3 +77,49 @@ def test_advance_unblocks_skips_and_finishes():
     assert changes["d"].state is BeanState.READY and outcome is None
     states["d"] = BeanState.DONE
     assert advance(flow, states) == ({}, RunState.SUCCEEDED)
+
+
+def test_a_failure_skips_the_whole_chain_that_needed_success_below_it():
+    flow = Flow(
+        name="f",
+        beans=(
+            bean("wipe"),
+            bean("reimage", wipe="succeeded"),
+            bean("hand_over", reimage="succeeded"),
+            bean("report", reimage="finished"),
+        ),
+    )
+    states = initial_states(flow) | {"wipe": BeanState.FAILED}
+    changes, _ = advance(flow, states)
+    assert {k: v.state for k, v in changes.items()} == {
+        "reimage": BeanState.SKIPPED,
+        "hand_over": BeanState.SKIPPED,
+        "report": BeanState.READY,
+    }
+    assert changes["hand_over"].reason == "condition not met: reimage succeeded"
+
+
+def test_skipped_by_its_task_counts_as_succeeded_skipped_for_its_condition_does_not():
+    flow = Flow(
+        name="f",
+        beans=(
+            bean("probe"),
+            bean("slow"),
+            bean("fix", probe="failed"),
+            bean("verify", fix="succeeded", slow="succeeded"),
+            bean("already"),
+            bean("next", already="succeeded"),
+        ),
+    )
+    # `fix` was skipped by the engine while `slow` still ran; `already` skipped itself
+    states = initial_states(flow) | {
+        "probe": BeanState.DONE,
+        "fix": BeanState.SKIPPED,
+        "slow": BeanState.RUNNING,
+        "already": BeanState.SKIPPED,
+    }
+    changes, _ = advance(flow, states)
+    assert {k: v.state for k, v in changes.items()} == {"next": BeanState.READY}
+    changes, outcome = advance(flow, states | {"slow": BeanState.DONE, "next": BeanState.DONE})
+    assert changes["verify"].state is BeanState.SKIPPED
+    assert outcome is RunState.SUCCEEDED

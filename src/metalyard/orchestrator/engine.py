@@ -15,25 +15,37 @@ class Change:
     reason: str = ""
 
 
-def condition_met(condition: Condition, state: BeanState, ignore_failure: bool) -> bool:
+def condition_met(
+    condition: Condition, state: BeanState, ignore_failure: bool, *, ran: bool = True
+) -> bool:
+    """Whether a dependency that ended in `state` lets its dependent run. `ran` is False for
+    a dependency the engine skipped (its own condition was not met): it did not succeed."""
     if condition is Condition.FINISHED:
         return state in TERMINAL
     if condition is Condition.FAILED:
         return state is BeanState.FAILED
-    return state in (BeanState.DONE, BeanState.SKIPPED) or (
-        state is BeanState.FAILED and ignore_failure
+    return (
+        state is BeanState.DONE
+        or (state is BeanState.SKIPPED and ran)
+        or (state is BeanState.FAILED and ignore_failure)
     )
 
 
 def advance(flow: Flow, states: dict[str, BeanState]) -> tuple[dict[str, Change], RunState | None]:
     """Blocked beans whose dependencies have all ended become READY or SKIPPED, to a fixpoint.
 
+    A bean that skipped itself (nothing to do) counts as succeeded; one skipped because its
+    condition was not met does not, so a failure skips the whole chain that needed success
+    below it instead of letting its third link run. Which of the two a SKIPPED bean is follows
+    from its dependencies' states, which are final by then.
+
     Returns the changes and the run's final state once every bean has ended.
     """
     states = dict(states)
     changes: dict[str, Change] = {}
+    not_run: set[str] = set()  # skipped by this rule, now or in an earlier pass
     for name in flow.order():  # dependencies come first, so one pass reaches the fixpoint
-        if states[name] is not BeanState.BLOCKED:
+        if states[name] not in (BeanState.BLOCKED, BeanState.SKIPPED):
             continue
         bean = flow.bean(name)
         deps = {dep: states[dep] for dep in bean.depends_on}
@@ -42,8 +54,14 @@ def advance(flow: Flow, states: dict[str, BeanState]) -> tuple[dict[str, Change]
         unmet = [
             f"{dep} {condition.value}"
             for dep, condition in bean.depends_on.items()
-            if not condition_met(condition, deps[dep], flow.bean(dep).ignore_failure)
+            if not condition_met(
+                condition, deps[dep], flow.bean(dep).ignore_failure, ran=dep not in not_run
+            )
         ]
+        if unmet:
+            not_run.add(name)
+        if states[name] is BeanState.SKIPPED:
+            continue
         change = (
             Change(BeanState.SKIPPED, "condition not met: " + ", ".join(unmet))
             if unmet

@@ -14,7 +14,8 @@ class Condition(StrEnum):
     """What a dependency must have ended as for its dependent to run."""
 
     SUCCEEDED = "succeeded"
-    """Done or skipped (or failed with `ignore_failure`)."""
+    """Done, or skipped by its task (nothing to do), or failed with `ignore_failure`; not
+    skipped because its own condition was not met."""
     FAILED = "failed"
     FINISHED = "finished"
 
