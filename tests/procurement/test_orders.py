@@ -9,8 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fastapi.testclient import TestClient
 
+from metalyard.auth.actor import Actor
+from metalyard.procurement import matching
 from tests.orchestrator.conftest import worker  # noqa: F401  (runs the webhook deliveries)
 from tests.procurement.test_profiles import make_profile
+
+ACTOR = Actor.system("test")
 
 
 @pytest.fixture
@@ -190,6 +194,36 @@ def test_matching_by_serial_by_profile_over_delivery_unknown_and_auto_close(clie
     csv_text = client.get("/v1/procurement/report", params={"format": "csv"}).text
     assert csv_text.splitlines()[0].startswith("order,vendor,region,state,ordered")
     assert f"{number},acme,test-1,closed,3" in csv_text
+
+
+def test_servers_matched_at_once_never_share_a_lines_last_unit(client, other, database, settings):
+    number = approved_order(client, other, quantity=2)
+    client.post(f"/v1/purchase-orders/{number}/transition", json={"to": "ordered"})
+    client.post("/v1/machine-classes", json={"name": "web"})
+    ref = {"vendor": "acme", "profile": "r750", "version": 1}
+    client.put("/v1/machine-classes/web/profile-versions", json={"versions": [ref]})
+    serials = [f"SN-{n}" for n in range(6)]
+    for serial in serials:
+        enrol(client, serial, machine_class="web")
+    start = threading.Barrier(len(serials))
+    outcomes = {}
+
+    def match_one(serial):
+        start.wait()
+        with database.transaction() as session:
+            found = matching.match_asset(
+                session, serial=serial, profile=None, region=settings.region, actor=ACTOR
+            )
+        outcomes[serial] = found.outcome.value
+
+    threads = [threading.Thread(target=match_one, args=(serial,)) for serial in serials]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes.values()) == ["matched"] * 2 + ["over_delivered"] * 4
+    (row,) = client.get("/v1/procurement/report").json()["orders"]
+    assert (row["ordered"], row["discovered"]) == (2, 2)
 
 
 def test_overdue_units_are_reported(client, other):

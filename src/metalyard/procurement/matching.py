@@ -11,7 +11,7 @@ import io
 from collections import defaultdict
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
 from metalyard.auth.actor import Actor
@@ -24,10 +24,12 @@ from metalyard.procurement import orders, service
 from metalyard.procurement.models import (
     AssetMatch,
     ExpectedSerial,
+    HardwareProfile,
     MachineClassProfile,
     OrderLine,
     ProfileVersion,
     PurchaseOrder,
+    Vendor,
 )
 from metalyard.procurement.schemas import (
     MatchOut,
@@ -143,19 +145,30 @@ def _candidate_versions(session: Session, asset: Asset, profile: ProfileRef | No
         return [version.id]
     if asset.machine_class_id is None:
         return []
-    versions = session.scalars(
-        select(ProfileVersion)
+    versions = (
+        select(ProfileVersion.id)
         .join(MachineClassProfile)
         .where(MachineClassProfile.machine_class_id == asset.machine_class_id)
     )
     vendor = asset.vendor.strip().lower()
-    return [v.id for v in versions if not vendor or v.profile.vendor.name.lower() == vendor]
+    if vendor:
+        versions = (
+            versions.join(HardwareProfile, HardwareProfile.id == ProfileVersion.profile_id)
+            .join(Vendor)
+            .where(func.lower(Vendor.name) == vendor)
+        )
+    return list(session.scalars(versions))
 
 
 def _open_line(
     session: Session, versions: list[int], region: str
 ) -> tuple[OrderLine | None, OrderLine | None]:
-    """(the oldest line with room, else a full line the server would have fitted)."""
+    """(the oldest line with room, else a full line the server would have fitted).
+
+    The lines are locked before their units are counted: on PostgreSQL a second server
+    matched at the same time waits here, then counts the unit the first one took, so two
+    servers never share a line's last unit. (SQLite's writers take turns anyway.)
+    """
     if not versions:
         return None, None
     lines = session.scalars(
@@ -167,25 +180,32 @@ def _open_line(
             PurchaseOrder.region == region,
         )
         .order_by(PurchaseOrder.id, OrderLine.id)
+        .with_for_update(of=OrderLine)
     ).all()
+    used = _units_spoken_for(session, [line.id for line in lines]) if lines else {}
     full = None
     for line in lines:
-        taken = session.scalar(
-            select(func.count()).where(
-                AssetMatch.line_id == line.id, AssetMatch.outcome == MatchOutcome.MATCHED
-            )
-        )
-        awaited = session.scalar(
-            select(func.count())
-            .select_from(ExpectedSerial)
-            .outerjoin(Asset, Asset.serial == ExpectedSerial.serial)
-            .outerjoin(AssetMatch, AssetMatch.asset_id == Asset.id)
-            .where(ExpectedSerial.line_id == line.id, AssetMatch.asset_id.is_(None))
-        )
-        if taken + awaited < line.quantity:
+        if used.get(line.id, 0) < line.quantity:
             return line, None
         full = full or line
     return None, full
+
+
+def _units_spoken_for(session: Session, line_ids: list[int]) -> dict[int, int]:
+    """Per line: the servers matched to it, plus the serials on its packing list that have
+    not been matched yet (those servers are on their way and will claim their unit)."""
+    taken = select(AssetMatch.line_id).where(
+        AssetMatch.line_id.in_(line_ids), AssetMatch.outcome == MatchOutcome.MATCHED
+    )
+    awaited = (
+        select(ExpectedSerial.line_id)
+        .outerjoin(Asset, Asset.serial == ExpectedSerial.serial)
+        .outerjoin(AssetMatch, AssetMatch.asset_id == Asset.id)
+        .where(ExpectedSerial.line_id.in_(line_ids), AssetMatch.asset_id.is_(None))
+    )
+    units = union_all(taken, awaited).subquery()
+    counted = select(units.c.line_id, func.count()).group_by(units.c.line_id)
+    return {line_id: count for line_id, count in session.execute(counted)}
 
 
 def _out(session: Session, asset: Asset, match: AssetMatch, reason: str) -> MatchOut:
