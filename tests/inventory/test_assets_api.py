@@ -371,9 +371,25 @@ def test_cursors_work_for_every_sort_and_refuse_forged_values(client, fleet):
 
     for sort in ("created_at", "-updated_at", "state", "hostname", "-id"):
         assert len(serials(client, limit=4, sort=sort)) == len(fleet), sort
-    forged = base64.urlsafe_b64encode(json.dumps([0, "x"]).encode()).decode()
+    forged = base64.urlsafe_b64encode(json.dumps([0, "x", "assets:id"]).encode()).decode()
     response = client.get("/v1/assets", params={"cursor": forged})
     assert response.status_code == 422
+    assert response.json()["message"] == "the cursor is not one this server issued"
+
+
+def test_a_cursor_continues_only_the_list_and_sort_it_came_from(client, fleet):
+    cursor = client.get("/v1/assets", params={"limit": 2, "sort": "serial"}).json()["next_cursor"]
+    resorted = client.get("/v1/assets", params={"cursor": cursor, "sort": "-hostname"})
+    assert resorted.status_code == 422
+    assert resorted.json()["message"] == (
+        "this cursor continues the list sorted by 'serial', not '-hostname': "
+        "repeat that sort, or start again without a cursor"
+    )
+    elsewhere = client.get("/v1/sites", params={"cursor": cursor})
+    assert elsewhere.status_code == 422
+    assert "another list" in elsewhere.json()["message"]
+    same = client.get("/v1/assets", params={"cursor": cursor, "sort": "serial", "limit": 2})
+    assert same.status_code == 200 and len(same.json()["items"]) == 2
 
 
 def test_null_on_a_field_that_cannot_be_empty_leaves_it_as_it_is(client):

@@ -55,7 +55,11 @@ def paginate(
     stmt = page_query(stmt, id_column=id_column, sort=sort, limit=limit, cursor=cursor)
     rows = session.scalars(stmt).unique().all()
     return page_of(
-        rows, limit, lambda row: (getattr(row, sort.column.key), getattr(row, id_column.key))
+        rows,
+        limit,
+        lambda row: (getattr(row, sort.column.key), getattr(row, id_column.key)),
+        id_column=id_column,
+        sort=sort,
     )
 
 
@@ -100,37 +104,69 @@ def page_params(
     """The values of `keyset`'s parameters for one page."""
     values: dict[str, Any] = {"limit": limit + 1}
     if cursor:
-        values["after_value"], values["after_id"] = _decode(cursor, sort.column, id_column)
+        values["after_value"], values["after_id"] = _decode(cursor, id_column, sort)
     return values
 
 
-def page_of(rows: Sequence[T], limit: int, key: Callable[[T], tuple[Any, Any]]) -> Page[T]:
+def page_of(
+    rows: Sequence[T],
+    limit: int,
+    key: Callable[[T], tuple[Any, Any]],
+    *,
+    id_column: ColumnLike,
+    sort: SortKey,
+) -> Page[T]:
     """The page in the rows `page_query` fetched; `key` gives a row's sort value and id."""
     if len(rows) <= limit:
         return Page(list(rows), None)
-    return Page(list(rows[:limit]), _encode(*key(rows[limit - 1])))
+    return Page(list(rows[:limit]), _encode(*key(rows[limit - 1]), _listing(id_column, sort)))
 
 
-def _encode(value: Any, row_id: int) -> str:
+def _listing(id_column: ColumnLike, sort: SortKey) -> str:
+    """What a cursor continues: the table and the sort. A cursor is a position in one
+    ordering; taken to another sort or another list it would silently skip or repeat rows."""
+    return f"{id_column.table.name}:{'-' if sort.descending else ''}{sort.column.key}"
+
+
+def _encode(value: Any, row_id: int, listing: str) -> str:
     if isinstance(value, datetime):
         value = value.isoformat()
-    raw = json.dumps([value, row_id], separators=(",", ":")).encode()
+    raw = json.dumps([value, row_id, listing], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str, column: ColumnLike, id_column: ColumnLike) -> tuple[Any, Any]:
+def _decode(cursor: str, id_column: ColumnLike, sort: SortKey) -> tuple[Any, Any]:
+    column = sort.column
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value, row_id = json.loads(raw)
+        value, row_id, listing = json.loads(raw)
+    except (ValueError, TypeError):
+        raise _not_issued() from None
+    expected = _listing(id_column, sort)
+    if listing != expected:
+        table, _, issued_sort = str(listing).partition(":")
+        if table != id_column.table.name:
+            raise InvalidInput(
+                "this cursor continues another list; start again without a cursor",
+                details={"field": "cursor"},
+            )
+        raise InvalidInput(
+            f"this cursor continues the list sorted by {issued_sort!r}, not "
+            f"{expected.partition(':')[2]!r}: repeat that sort, or start again without a cursor",
+            details={"field": "cursor", "sort": issued_sort},
+        )
+    try:
         if column.type.python_type is datetime:
             value = datetime.fromisoformat(value)
         if not (_fits(value, column) and _fits(row_id, id_column)):
             raise ValueError
     except (ValueError, TypeError):
-        raise InvalidInput(
-            "the cursor is not one this server issued", details={"field": "cursor"}
-        ) from None
+        raise _not_issued() from None
     return value, row_id
+
+
+def _not_issued() -> InvalidInput:
+    return InvalidInput("the cursor is not one this server issued", details={"field": "cursor"})
 
 
 def _fits(value: Any, column: ColumnLike) -> bool:

@@ -270,7 +270,9 @@ def list_assets(
     stmt = _page_statement(_dialect(session), sort, tuple(values), leading, bool(cursor))
     values |= page_params(id_column=_assets.c.id, sort=key, limit=limit, cursor=cursor)
     rows = session.connection().execute(stmt, values).all()
-    page = page_of(rows, limit, lambda row: (row.sort_key, row.id))
+    page = page_of(
+        rows, limit, lambda row: (row.sort_key, row.id), id_column=_assets.c.id, sort=key
+    )
     return Page(_with_documents(session, page.items), page.next_cursor)
 
 

@@ -406,7 +406,10 @@ def list_allocations(
     key = parse_sort(sort, ALLOCATION_SORTS)
     stmt = _filtered(where)
     stmt = page_query(stmt, id_column=_allocations.c.id, sort=key, limit=limit, cursor=cursor)
-    return page_of(_view_rows(session, stmt), limit, lambda v: (v[key.column.key], v["id"]))
+    rows = _view_rows(session, stmt)
+    return page_of(
+        rows, limit, lambda v: (v[key.column.key], v["id"]), id_column=_allocations.c.id, sort=key
+    )
 
 
 def release(session: Session, *, address: str) -> None:
