@@ -42,7 +42,7 @@ def invalid_fields(problems: list[dict[str, Any]]) -> InvalidInput:
     details = [
         {
             "field": dotted(problem["loc"]),
-            "message": problem["msg"],
+            "message": problem["msg"].removeprefix("Value error, "),  # our validators' own
             "type": problem["type"],
         }
         for problem in problems

@@ -219,6 +219,15 @@ def test_bad_sort_and_cursor_are_clear_422s(client, fleet):
     assert too_big.status_code == 422 and too_big.json()["details"][0]["field"] == "query.limit"
 
 
+@pytest.mark.parametrize("tag", ["=x", "bad key", "bad key=x", "-lead=x", "k" * 64])
+def test_a_tag_filter_no_tag_could_match_is_a_422_not_an_empty_page(client, fleet, tag):
+    answer = client.get("/v1/assets", params={"tag": ["row=2", tag]})
+    assert answer.status_code == 422, answer.text
+    (problem,) = answer.json()["details"]
+    assert problem["field"] == "query.tag.1"
+    assert "neither `key=value` nor `key`" in problem["message"]
+
+
 def test_import_with_bad_rows_writes_nothing_and_names_each_row(client, rack):
     enrol(client, "TAKEN")
     rows = [

@@ -37,6 +37,7 @@ from metalyard.inventory.schemas import (
     SiteUpdate,
     StateChangeOut,
     TagChange,
+    TagFilter,
     TransitionRequest,
     asset_out,
     rack_out,
@@ -169,7 +170,7 @@ def list_assets(
     health: Health | None = None,
     maintenance: bool | None = None,
     tag: Annotated[
-        list[Annotated[str, Query(max_length=320)]],
+        list[TagFilter],
         Query(max_length=16, description="`key=value`, or `key` for any value; repeat to AND."),
     ] = [],  # noqa: B006
     q: Annotated[

@@ -1,5 +1,6 @@
 """API shapes of the inventory; the SDK returns these same models."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
@@ -21,11 +22,24 @@ Hostname = Annotated[
 Mac = Annotated[
     str, StringConstraints(pattern=r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$", to_lower=True)
 ]
-TagKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-]
+TAG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=TAG_KEY_PATTERN)]
 TagValue = Annotated[str, StringConstraints(max_length=255)]
 Tags = Annotated[dict[TagKey, TagValue], Field(max_length=64)]
+
+
+def _tag_filter(value: str) -> str:
+    key = value.partition("=")[0]
+    if len(key) > 63 or not re.match(TAG_KEY_PATTERN, key):
+        raise ValueError(
+            f"{value!r} is neither `key=value` nor `key`: a tag key is 1 to 63 letters, "
+            "digits, '.', '_', '/' or '-', and starts with a letter or digit"
+        )
+    return value
+
+
+TagFilter = Annotated[str, StringConstraints(max_length=320), AfterValidator(_tag_filter)]
+"""`key=value` (exact) or `key` (any value); a key no tag could have is a mistake to say."""
 BmcDriver = Annotated[str, StringConstraints(pattern=r"^(fake|redfish|ipmi)$")]
 
 
