@@ -1,4 +1,9 @@
-"""The OpenAPI document is whole: what it refers to, it holds."""
+"""The OpenAPI document is whole: what it refers to, it holds; its pages work offline."""
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
 
 
 def test_every_reference_in_the_openapi_document_resolves(app):
@@ -30,3 +35,16 @@ def test_the_import_documents_its_body(app):
     assert body["required"] is True
     assert schema["properties"]["assets"]["items"] == {"$ref": "#/components/schemas/AssetCreate"}
     assert schema["properties"]["assets"]["maxItems"] == 10_000
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_load_everything_from_this_server(app, page):
+    """A management network is often offline: the docs must not need a CDN."""
+    with TestClient(app) as anonymous:
+        html = anonymous.get(page)
+        assert html.status_code == 200
+        sources = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html.text)
+        assert sources and "/openapi.json" in sources
+        for source in sources:
+            assert not re.match(r"^(https?:)?//", source), f"{page} loads {source} from elsewhere"
+            assert anonymous.get(source).status_code == 200, source

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 import metalyard
 from metalyard.api import errors
@@ -32,7 +33,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
-    app = FastAPI(
+    # Swagger UI and ReDoc served from this process, not a CDN: a management network is
+    # often offline.
+    app = FastAPIOffline(
+        static_url="/docs/static",
         lifespan=_lifespan,
         title="metalyard",
         version=metalyard.__version__,
