@@ -23,6 +23,9 @@ def pings(database, monkeypatch):
 
     monkeypatch.setattr(dialect, "do_ping", ping)
     monkeypatch.setattr(engine_module, "IDLE_BEFORE_PING", 60.0)  # however slow the machine
+    # A fresh pool: one left invalidated by an earlier test would hand out new connections,
+    # which are never pinged.
+    database.engine.dispose()
     return seen
 
 
