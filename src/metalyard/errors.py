@@ -27,8 +27,16 @@ class MetalyardError(Exception):
 
 
 class InvalidInput(MetalyardError):
+    """A 422. Its details are always a list of problems, each naming its `field` ("" for
+    the request as a whole) and its `message`, so a client reads every 422 the same way."""
+
     status = 422
     code = "invalid_input"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        if not isinstance(details, list):
+            details = [{"field": "", "message": message, **(details or {})}]
+        super().__init__(message, details=details)
 
 
 def dotted(loc: Sequence[str | int]) -> str:

@@ -394,6 +394,9 @@ def test_a_cursor_continues_only_the_list_and_sort_it_came_from(client, fleet):
         "this cursor continues the list sorted by 'serial', not '-hostname': "
         "repeat that sort, or start again without a cursor"
     )
+    assert resorted.json()["details"] == [
+        {"field": "cursor", "message": resorted.json()["message"], "sort": "serial"}
+    ]
     elsewhere = client.get("/v1/sites", params={"cursor": cursor})
     assert elsewhere.status_code == 422
     assert "another list" in elsewhere.json()["message"]
