@@ -5,6 +5,7 @@ every stored secret (`metalyard db rotate-key`), then drop the old key.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -66,12 +67,27 @@ def configured_keys(settings: Settings) -> list[str]:
         return [key.strip() for key in settings.secret_key.split(",") if key.strip()]
     path = key_file(settings)
     if not path.exists():
-        write_key_file(path, [Fernet.generate_key().decode()])
+        _make_key_file(path)
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
 def key_file(settings: Settings) -> Path:
     return settings.data_dir / KEY_FILE
+
+
+def _make_key_file(path: Path) -> None:
+    """A new key file, unless another process or thread made one first: theirs stays, so
+    that both use the same key (the audit log's MACs come from it on every write)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(f"{Fernet.generate_key().decode()}\n")
+        os.link(partial, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(partial)
 
 
 def write_key_file(path: Path, keys: list[str]) -> None:
