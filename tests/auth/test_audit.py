@@ -1,4 +1,6 @@
-"""The audit log: every mutating call, allowed or denied, in a chain that shows tampering."""
+"""The audit log: every mutating call, allowed or denied, in a chain that shows tampering.
+
+How the chain resists someone without the secret key: test_audit_seal.py."""
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -80,7 +82,7 @@ def test_verify_names_a_deleted_entry(client, admin, database):
 
 
 def test_verify_catches_an_entry_rewritten_with_a_fresh_hash(client, admin, database):
-    """Recomputing one entry's hash is not enough: the next entry's link breaks."""
+    """Recomputing one entry's hash is not enough: its MAC and the next entry's link break."""
     from metalyard.auth.audit.models import AuditEntry
     from metalyard.auth.audit.service import entry_hash
 
@@ -91,4 +93,4 @@ def test_verify_catches_an_entry_rewritten_with_a_fresh_hash(client, admin, data
         entry.actor = "mallory"
         entry.hash = entry_hash(entry)
     problems = admin.get("/v1/audit/verify").json()["problems"]
-    assert [(p["seq"], p["problem"]) for p in problems] == [(3, "broken_link")]
+    assert [(p["seq"], p["problem"]) for p in problems] == [(2, "edited"), (3, "broken_link")]

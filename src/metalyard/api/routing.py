@@ -145,6 +145,7 @@ def _audit_refusal(
 def _audit(session, request: Request, action: str, status: int, summary: dict) -> None:
     audit.record(
         session,
+        settings=request.app.state.settings,
         action=action,
         target=request.url.path.removeprefix("/v1/"),
         outcome=_outcome(status),

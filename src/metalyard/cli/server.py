@@ -185,15 +185,30 @@ def db_upgrade():
     """Bring the configured database's schema to the latest revision (idempotent)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from metalyard.db import upgrade
+    from metalyard.db import Database, upgrade
 
     settings = load_settings()
     url = settings.effective_database_url
+    database = Database(url)
     try:
         upgrade(url)
+        _seal_audit_log(database, settings)
     except SQLAlchemyError as error:
         raise _unreachable(url, error) from None
+    finally:
+        database.dispose()
     typer.echo(f"database {redacted(url)} is at the latest schema revision")
+
+
+def _seal_audit_log(database: "Database", settings: "Settings") -> None:
+    """Seal the head of an audit log written before entries carried a MAC, so `audit verify`
+    can tell a deleted end from then on."""
+    from metalyard.auth.audit import service as audit
+
+    with database.transaction() as session:
+        sealed = audit.seal(session, keys=audit.AuditKeys.from_settings(settings))
+    if sealed is not None:
+        note(f"sealed the audit log's head at entry {sealed.seq}")
 
 
 @db.command("rotate-key")
@@ -205,7 +220,8 @@ def db_rotate_key(
         ),
     ] = False,
 ):
-    """Re-encrypt every stored secret (BMC passwords) with the first secret key.
+    """Re-encrypt every stored secret (BMC passwords), and sign the audit log again, with the
+    first secret key.
 
     With METALYARD_SECRET_KEY: put the new key first ("new,old"), run this, then drop the
     old key. With the data directory's key file (the default), --generate does all three.
@@ -214,6 +230,7 @@ def db_rotate_key(
     from sqlalchemy.exc import SQLAlchemyError
 
     from metalyard import secrets
+    from metalyard.auth.audit import service as audit
     from metalyard.db import Database
     from metalyard.drivers import service
 
@@ -231,6 +248,7 @@ def db_rotate_key(
     try:
         with database.transaction() as session:
             count = service.rotate_key(session, keyring=secrets.Keyring(keys))
+            macs = audit.rotate_key(session, keys=audit.AuditKeys(keys))
     except SQLAlchemyError as error:
         raise _unreachable(settings.effective_database_url, error) from None
     finally:
@@ -238,6 +256,7 @@ def db_rotate_key(
     if generate:
         secrets.write_key_file(secrets.key_file(settings), keys[:1])
     typer.echo(f"re-encrypted {count} secret(s) with the first key")
+    typer.echo(f"re-signed {macs} audit entries with it")
     if len(keys) > 1 and not generate:
         typer.echo("the other keys are no longer needed: remove them", err=True)
 
@@ -292,6 +311,7 @@ def open_database(settings: "Settings") -> "Database":
     try:
         if database.is_sqlite:
             upgrade(url)
+            _seal_audit_log(database, settings)
         else:
             _check_schema(database)
     except SQLAlchemyError as error:

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import AwareDatetime
 
-from metalyard.api.deps import PageDep, SessionDep, requires
+from metalyard.api.deps import PageDep, SessionDep, SettingsDep, requires
 from metalyard.api.routing import secured_router
 from metalyard.auth.audit import service
 from metalyard.auth.audit.schemas import AuditEntryOut, AuditVerification
@@ -38,7 +38,9 @@ def list_audit_entries(
 
 
 @audit.get("/verify", response_model=AuditVerification, **requires(Scope.ADMIN))
-def verify_audit_log(session: SessionDep):
-    """Recompute the hash chain: names every edited entry and every gap."""
-    result = service.verify(session)
+def verify_audit_log(session: SessionDep, settings: SettingsDep):
+    """Check every entry's hash, MAC and link, and the seal over the head: names every
+    edited entry, every gap and a deleted end (see auth.audit.service for the limits)."""
+    keys = service.AuditKeys.from_settings(settings)
+    result = service.verify(session, keys=keys)
     return AuditVerification(ok=result.ok, entries=result.entries, problems=result.problems)

@@ -1,4 +1,4 @@
-"""Audit entries: each carries the hash of the one before it."""
+"""Audit entries, each carrying the hash of the one before it, and the seal over the head."""
 
 from datetime import datetime
 from typing import Any
@@ -31,3 +31,23 @@ class AuditEntry(Base):
     status: Mapped[int]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the fields above: anyone can recompute it, so it only links the chain."""
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    """Which secret key made `mac`; NULL on entries written before entries carried one."""
+    mac: Mapped[str | None] = mapped_column(String(64))
+    """HMAC-SHA256 of `hash` under a key derived from the secret key: only a holder of the
+    key can write an entry that verifies."""
+
+
+class AuditSeal(Base):
+    """The one row that vouches for the chain's head, so a deleted tail shows."""
+
+    __tablename__ = "audit_seal"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    keyed_from: Mapped[int] = mapped_column(BigInteger)
+    """The first entry that carries a MAC; every later one must too."""
+    key_id: Mapped[str] = mapped_column(String(16))
+    mac: Mapped[str] = mapped_column(String(64))
