@@ -221,7 +221,48 @@ def test_asset_import_reports_malformed_cells_before_sending(writer_cli, tmp_pat
     csv_file.write_text("serial,interfaces\nSN1,eno1\n")
     result = writer_cli("asset", "import", str(csv_file))
     assert result.exit_code == 7
-    assert "line 2 (SN1): interface 'eno1' must look like key=value" in result.stderr
+    assert (
+        "line 2 (SN1): interface 'eno1' must look like NAME=MAC (e.g. eno1=52:54:00:aa:00:01)"
+        in result.stderr
+    )
+
+
+def test_asset_import_refuses_names_a_cell_repeats_naming_the_line(writer_cli, tmp_path):
+    csv_file = tmp_path / "assets.csv"
+    csv_file.write_text(
+        "serial,interfaces,tags\n"
+        "SN1,eno1=52:54:00:aa:00:91;eno1=52:54:00:aa:00:92,\n"
+        "SN2,eno1=52:54:00:aa:00:93,pool=a;pool=b\n"
+    )
+    result = writer_cli("asset", "import", str(csv_file))
+    assert result.exit_code == 7
+    assert result.stderr.splitlines()[1:] == [
+        "  line 2 (SN1): interface 'eno1' is given more than once",
+        "  line 3 (SN2): tag 'pool' is given more than once",
+    ]
+    assert json.loads(writer_cli("asset", "list", "-o", "json").stdout) == []
+
+
+def test_asset_import_refuses_a_column_given_twice(writer_cli, tmp_path):
+    csv_file = tmp_path / "assets.csv"
+    csv_file.write_text("serial,tags,Tags\nSN1,pool=a,pool=b\n")
+    result = writer_cli("asset", "import", str(csv_file))
+    assert result.exit_code == 7
+    assert "  line 1: tags: the column is given more than once" in result.stderr
+
+
+def test_asset_import_refuses_keys_a_json_or_yaml_item_repeats(writer_cli, tmp_path):
+    json_file = tmp_path / "assets.json"
+    json_file.write_text('[{"serial": "SN1", "tags": {"pool": "a", "pool": "b"}}]')
+    result = writer_cli("asset", "import", str(json_file))
+    assert result.exit_code == 7
+    assert "  item 1 (SN1): tags: 'pool' is given more than once" in result.stderr
+    yaml_file = tmp_path / "assets.yaml"
+    yaml_file.write_text("- serial: SN1\n  firmware:\n    bios: '1.0'\n    bios: '1.1'\n")
+    result = writer_cli("asset", "import", str(yaml_file))
+    assert result.exit_code == 7
+    assert "  item 1 (SN1): firmware: 'bios' is given more than once (lines 3, 4)" in result.stderr
+    assert json.loads(writer_cli("asset", "list", "-o", "json").stdout) == []
 
 
 # Exit codes ----------------------------------------------------------------------------
@@ -257,6 +298,23 @@ def test_invalid_input_exits_7(writer_cli):
 def test_malformed_argument_is_a_usage_error(writer_cli):
     assert writer_cli("asset", "create", "SN1", "--tag", "novalue").exit_code == 2
     assert writer_cli("asset", "list", "--state", "FLYING").exit_code == 2
+    malformed = writer_cli("asset", "create", "SN1", "--interface", "eno1")
+    assert malformed.exit_code == 2
+    assert "must look like NAME=MAC" in malformed.output
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--interface", "eno1=52:54:00:aa:00:99", "--interface", "eno1=52:54:00:aa:00:98"),
+        ("--tag", "pool=a", "--tag", "pool=b"),
+    ],
+)
+def test_a_name_given_twice_is_refused_not_folded(writer_cli, options):
+    result = writer_cli("asset", "create", "SN9", *options)
+    assert result.exit_code == 2
+    assert "is given more than once" in result.output
+    assert writer_cli("asset", "show", "SN9").exit_code == 5
 
 
 def test_read_only_token_writing_exits_4(cli, live_server, tokens):
@@ -264,7 +322,9 @@ def test_read_only_token_writing_exits_4(cli, live_server, tokens):
     result = cli("site", "create", "dub1")
     assert result.exit_code == 4
     assert "needs a token with scope write" in result.stderr
-    assert "metalyard token create --scope write" in result.stderr
+    assert "an admin must grant the role (metalyard user update rita --role write)" in (
+        result.stderr
+    )
 
 
 def test_wrong_token_exits_4(cli, live_server):

@@ -2,6 +2,8 @@
 
 import csv
 import json
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -45,12 +47,10 @@ def read(path: Path) -> list[Row]:
         if suffix == ".csv":
             rows = _csv(path, problems)
         elif suffix == ".json":
-            rows = _items(json.loads(path.read_text(encoding="utf-8-sig")), problems)
+            text = path.read_text(encoding="utf-8-sig")
+            rows = _items(json.loads(text, object_pairs_hook=_json_mapping), problems)
         elif suffix in (".yaml", ".yml"):
-            # BaseLoader keeps every scalar a string: serial 00123 and firmware 1.10 stay
-            # as written, and a MAC of digits is not read as a base-60 number. The server
-            # parses numbers and booleans.
-            rows = _items(yaml.load(path.read_text(), Loader=yaml.BaseLoader), problems)
+            rows = _items(yaml.load(path.read_text(), Loader=_YamlLoader), problems)
         else:
             raise InvalidInput(f"{path}: give a .csv, .json, .yaml or .yml file")
     except (ValueError, yaml.YAMLError, csv.Error) as error:
@@ -95,6 +95,8 @@ def _csv(path: Path, problems: list[Problem]) -> list[Row]:
         if header is None:
             return []
         columns = [name.strip().lower().replace("-", "_").replace(" ", "_") for name in header]
+        for column in sorted({c for c in columns if c and columns.count(c) > 1}):
+            problems.append(Problem("line 1", "", column, "the column is given more than once"))
         rows = []
         for cells in reader:
             if not any(cell.strip() for cell in cells):
@@ -121,8 +123,60 @@ def _items(data: Any, problems: list[Problem]) -> list[Row]:
         row = Row(f"item {number}", item if isinstance(item, dict) else {})
         if not isinstance(item, dict):
             problems.append(Problem(row.where, "", "", "an asset must be a mapping of fields"))
+        for field, repeat in _repeated_keys(row.fields):
+            problems.append(Problem(row.where, str(row.fields.get("serial", "")), field, repeat))
         rows.append(row)
     return rows
+
+
+class _Mapping(dict):
+    """An object of a JSON or YAML file, with the keys it gives more than once.
+
+    Both parsers would keep the last value of a repeated key and drop the others unseen.
+    """
+
+    repeats: list[str]
+
+
+def _json_mapping(pairs: list[tuple[str, Any]]) -> _Mapping:
+    mapping = _Mapping(pairs)
+    counts = Counter(key for key, _ in pairs)
+    mapping.repeats = [f"{key!r} is given more than once" for key, n in counts.items() if n > 1]
+    return mapping
+
+
+class _YamlLoader(yaml.BaseLoader):
+    """Every scalar a string, every mapping a `_Mapping`.
+
+    So serial 00123 and firmware 1.10 stay as written, and a MAC of digits is not read as a
+    base-60 number; the server parses numbers and booleans.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Mapping:
+        mapping = _Mapping(super().construct_mapping(node, deep=deep))
+        lines: dict[Any, list[int]] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            lines.setdefault(key, []).append(key_node.start_mark.line + 1)
+        mapping.repeats = [
+            f"{key!r} is given more than once (lines {', '.join(map(str, at))})"
+            for key, at in lines.items()
+            if len(at) > 1
+        ]
+        return mapping
+
+
+def _repeated_keys(value: Any, field: str = "") -> Iterator[tuple[str, str]]:
+    """(field, message) for each key repeated in a row, however deep."""
+    if isinstance(value, _Mapping):
+        for repeat in value.repeats:
+            yield field, repeat
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _repeated_keys(item, f"{field}.{key}" if field else str(key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _repeated_keys(item, field)
 
 
 def _normalise(row: Row, problems: list[Problem]) -> None:

@@ -12,14 +12,21 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+)([smhdw])")
 
 
-def pairs(values: Iterable[str], *, what: str = "tag", separator: str = "=") -> dict[str, str]:
-    """`["k=v", "k2=v2"]` → `{"k": "v", "k2": "v2"}`; a word without `=` is a usage error."""
-    result = {}
+def pairs(values: Iterable[str], *, what: str = "tag", form: str = "key=value") -> dict[str, str]:
+    """`["k=v", "k2=v2"]` → `{"k": "v", "k2": "v2"}`.
+
+    A word without `=` is a usage error, and so is a key given twice: keeping either value
+    would silently drop the other.
+    """
+    result: dict[str, str] = {}
     for value in values:
-        key, found, item = value.partition(separator)
-        if not found or not key.strip():
-            raise typer.BadParameter(f"{what} {value!r} must look like key{separator}value")
-        result[key.strip()] = item.strip()
+        key, found, item = value.partition("=")
+        key = key.strip()
+        if not found or not key:
+            raise typer.BadParameter(f"{what} {value!r} must look like {form}")
+        if key in result:
+            raise typer.BadParameter(f"{what} {key!r} is given more than once")
+        result[key] = item.strip()
     return result
 
 
@@ -52,7 +59,8 @@ def json_object(text: str | None, *, what: str = "payload") -> dict[str, Any]:
 
 def interfaces(values: Iterable[str]) -> list[dict[str, Any]]:
     """`["eno1=aa:bb:cc:dd:ee:ff"]` → `[{"name": "eno1", "mac": "aa:bb:…"}]`."""
-    return [{"name": k, "mac": v} for k, v in pairs(values, what="interface").items()]
+    named = pairs(values, what="interface", form="NAME=MAC (e.g. eno1=52:54:00:aa:00:01)")
+    return [{"name": name, "mac": mac} for name, mac in named.items()]
 
 
 def duration(text: str | None) -> int | None:
