@@ -265,6 +265,19 @@ def test_asset_import_refuses_keys_a_json_or_yaml_item_repeats(writer_cli, tmp_p
     assert json.loads(writer_cli("asset", "list", "-o", "json").stdout) == []
 
 
+def test_asset_import_names_the_earlier_row_by_its_line_too(writer_cli, tmp_path):
+    csv_file = tmp_path / "assets.csv"
+    csv_file.write_text(
+        "serial,interfaces\n\nSN1,eno1=52:54:00:aa:00:01\nSN1,eno1=52:54:00:aa:00:01\n"
+    )
+    result = writer_cli("asset", "import", str(csv_file))
+    assert result.exit_code == 7
+    assert result.stderr.splitlines()[1:] == [
+        "  line 4 (SN1): serial: serial repeats line 3",
+        "  line 4 (SN1): interfaces: MAC 52:54:00:aa:00:01 repeats line 3",
+    ]
+
+
 # Exit codes ----------------------------------------------------------------------------
 
 
