@@ -54,6 +54,25 @@ def test_queries_by_target_prefix_find_every_call_on_an_asset(client, admin):
     ]
 
 
+def test_an_unknown_outcome_is_refused_naming_the_allowed_ones(admin):
+    response = admin.get("/v1/audit", params={"outcome": "bogus"})
+    assert response.status_code == 422
+    (problem,) = response.json()["details"]
+    assert problem["field"].endswith("outcome")
+    for allowed in ("success", "rejected", "denied", "error"):
+        assert allowed in problem["message"]
+
+
+def test_since_after_until_is_refused(admin):
+    response = admin.get(
+        "/v1/audit",
+        params={"since": "2030-01-01T02:00:00+00:00", "until": "2030-01-01T01:00:00+00:00"},
+    )
+    assert response.status_code == 422
+    assert response.json()["details"][0]["field"] == "since"
+    assert "must be before until" in response.json()["message"]
+
+
 def test_verify_passes_on_an_untouched_chain(client, admin):
     for n in range(5):
         client.post("/v1/sites", json={"name": f"s{n}"})

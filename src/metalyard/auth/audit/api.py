@@ -8,6 +8,7 @@ from pydantic import AwareDatetime
 from metalyard.api.deps import PageDep, SessionDep, SettingsDep, requires
 from metalyard.api.routing import secured_router
 from metalyard.auth.audit import service
+from metalyard.auth.audit.models import Outcome
 from metalyard.auth.audit.schemas import AuditEntryOut, AuditVerification
 from metalyard.auth.scopes import Scope
 from metalyard.schemas import PageOut
@@ -23,12 +24,15 @@ def list_audit_entries(
     page: PageDep,
     actor: ShortText = None,
     target: Annotated[
-        str | None, Query(max_length=512, description="Prefix, e.g. assets/SN1")
+        str | None,
+        Query(max_length=512, description="A path and what is under it: assets/SN1, not SN13"),
     ] = None,
     action: ShortText = None,
-    outcome: ShortText = None,
+    outcome: Outcome | None = None,
     since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="Entries before this; after since.")
+    ] = None,
 ):
     """Newest first."""
     where = service.AuditFilter(

@@ -1,12 +1,20 @@
 """Audit entries, each carrying the hash of the one before it, and the seal over the head."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from metalyard.db import Base, utcnow
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    REJECTED = "rejected"
+    DENIED = "denied"
+    ERROR = "error"
 
 
 class AuditEntry(Base):

@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from metalyard.auth.actor import Actor
-from metalyard.auth.audit.models import AuditEntry, AuditSeal
+from metalyard.auth.audit.models import AuditEntry, AuditSeal, Outcome
 from metalyard.config import Settings
 from metalyard.db import utcnow
 from metalyard.db.pagination import Page, SortKey, paginate
+from metalyard.errors import InvalidInput
 from metalyard.secrets import configured_keys
 
 log = logging.getLogger(__name__)
@@ -241,11 +242,20 @@ def _seal_holds(seal: AuditSeal, keys: AuditKeys) -> bool:
 class AuditFilter:
     actor: str | None = None
     target: str | None = None
-    """A prefix: `assets/SN1` matches every call on that asset."""
+    """Whole path segments: `assets/SN1` matches `assets/SN1` and `assets/SN1/power`, never
+    `assets/SN13`."""
     action: str | None = None
-    outcome: str | None = None
+    outcome: Outcome | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise InvalidInput(
+                f"since ({self.since.isoformat()}) must be before until "
+                f"({self.until.isoformat()}): nothing happened in between",
+                details={"field": "since"},
+            )
 
 
 def list_entries(
@@ -255,8 +265,11 @@ def list_entries(
     if where.actor is not None:
         stmt = stmt.where(AuditEntry.actor == where.actor)
     if where.target is not None:
-        escaped = where.target.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(AuditEntry.target.like(escaped + "%", escape="\\"))
+        target = where.target.rstrip("/")
+        escaped = target.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(
+            or_(AuditEntry.target == target, AuditEntry.target.like(escaped + "/%", escape="\\"))
+        )
     if where.action is not None:
         stmt = stmt.where(AuditEntry.action == where.action)
     if where.outcome is not None:
