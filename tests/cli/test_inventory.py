@@ -288,11 +288,14 @@ def test_not_found_exits_5_with_the_server_message(writer_cli):
     assert result.stdout == ""
 
 
-def test_forbidden_transition_exits_6_naming_both_states(writer_cli):
+def test_forbidden_transition_exits_6_naming_both_states_and_the_allowed_ones(writer_cli):
     enrol(writer_cli, "SN1", "--state", "SPARE")
     result = writer_cli("asset", "transition", "SN1", "BAREMETAL", "--reason", "skip")
     assert result.exit_code == 6
-    assert result.stderr == "error: asset 'SN1' cannot move from SPARE to BAREMETAL\n"
+    assert result.stderr == (
+        "error: asset 'SN1' cannot move from SPARE to BAREMETAL; "
+        "allowed from SPARE: DECOMMISSIONED, EVALUATING, PROVISIONING, QUARANTINED\n"
+    )
 
 
 def test_stale_version_exits_6(writer_cli):

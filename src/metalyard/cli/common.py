@@ -8,6 +8,7 @@ import typer
 
 from metalyard.auth.changes.schemas import ChangeRequestOut
 from metalyard.cli.output import Output, note, show
+from metalyard.errors import ForbiddenTransition
 from metalyard.schemas import MAX_PAGE_SIZE
 
 T = TypeVar("T")
@@ -35,6 +36,18 @@ def page_size(limit: int | None) -> int:
 
 def first(items: Iterator[T], limit: int | None) -> Iterator[T]:
     return islice(items, limit) if limit else items
+
+
+def explained(error: ForbiddenTransition) -> str:
+    """A forbidden move's message with the moves its details allow, as the README promises.
+
+    The server's message names only the two states (unless it says what is allowed itself).
+    """
+    details = error.details if isinstance(error.details, dict) else {}
+    allowed, source = details.get("allowed"), details.get("from")
+    if not isinstance(allowed, list) or "allowed" in error.message:
+        return error.message
+    return f"{error.message}; allowed from {source}: {', '.join(map(str, allowed)) or 'none'}"
 
 
 def parked(change: ChangeRequestOut, output: Output) -> None:

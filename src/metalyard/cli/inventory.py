@@ -14,13 +14,14 @@ from metalyard.cli.common import (
     Sort,
     Version,
     changes,
+    explained,
     first,
     page_size,
     parked,
 )
 from metalyard.cli.context import connect
 from metalyard.cli.output import Output, OutputOption, listing, note, show
-from metalyard.errors import InvalidInput, NotFound
+from metalyard.errors import ForbiddenTransition, InvalidInput, NotFound
 from metalyard.inventory.lifecycle import AssetState, Health
 from metalyard.sdk import Client
 
@@ -413,7 +414,11 @@ def asset_transition(
     output: OutputOption = Output.table,
 ):
     """Move an asset along its lifecycle; some moves wait for a second person's approval."""
-    result = connect().assets.transition(serial, state, reason, version=version)
+    try:
+        result = connect().assets.transition(serial, state, reason, version=version)
+    except ForbiddenTransition as error:
+        error.message = explained(error)
+        raise
     if isinstance(result, ChangeRequestOut):
         parked(result, output)
     else:
