@@ -13,7 +13,15 @@ from metalyard.schemas import MAX_PAGE_SIZE
 
 T = TypeVar("T")
 
+DEFAULT_LIMIT = 100
+"""How many a list that may be huge shows unless told otherwise: one page, one request."""
+
 Limit = Annotated[int | None, typer.Option(min=0, help="Show at most this many; 0 for all.")]
+PageLimit = Annotated[
+    int | None,
+    typer.Option(min=0, help=f"Show at most this many (default {DEFAULT_LIMIT}); 0 for all."),
+]
+All = Annotated[bool, typer.Option("--all", help="Show every match, however many (--limit 0).")]
 Sort = Annotated[str | None, typer.Option(help="Field to sort by; prefix it with - to reverse.")]
 Version = Annotated[
     int | None,
@@ -30,12 +38,29 @@ def changes(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def page_size(limit: int | None) -> int:
-    """Big pages, except when only a few items are wanted."""
-    return min(limit, MAX_PAGE_SIZE) if limit else MAX_PAGE_SIZE
+    """Big pages, except when only a few items are wanted: one more, to learn if more exist."""
+    return min(limit + 1, MAX_PAGE_SIZE) if limit else MAX_PAGE_SIZE
 
 
 def first(items: Iterator[T], limit: int | None) -> Iterator[T]:
     return islice(items, limit) if limit else items
+
+
+def limit_of(limit: int | None, everything: bool) -> int:
+    """The `--limit` of a list that also takes `--all`: 0 for every item."""
+    if everything and limit is not None:
+        raise typer.BadParameter("give --all or --limit, not both")
+    return 0 if everything else DEFAULT_LIMIT if limit is None else limit
+
+
+def page(items: Iterator[T], limit: int) -> tuple[list[T], bool]:
+    """The first `limit` items (every one for 0), and whether more exist."""
+    taken = list(islice(items, limit + 1) if limit else items)
+    return taken[: limit or None], bool(limit) and len(taken) > limit
+
+
+def more_exist(shown: int) -> None:
+    note(f"showing {shown}; more exist: --all or --limit N")
 
 
 def explained(error: ForbiddenTransition) -> str:

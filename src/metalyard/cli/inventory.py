@@ -9,13 +9,18 @@ import typer
 from metalyard.auth.changes.schemas import ChangeRequestOut
 from metalyard.cli import importing, parsing
 from metalyard.cli.common import (
+    All,
     Description,
     Limit,
+    PageLimit,
     Sort,
     Version,
     changes,
     explained,
     first,
+    limit_of,
+    more_exist,
+    page,
     page_size,
     parked,
 )
@@ -301,10 +306,12 @@ def asset_list(
         str | None, typer.Option("--search", "-q", help="Text in the serial or host name.")
     ] = None,
     sort: Sort = None,
-    limit: Limit = None,
+    limit: PageLimit = None,
+    everything: All = False,
     output: OutputOption = Output.table,
 ):
     """List assets, filtered."""
+    limit = limit_of(limit, everything)
     assets = connect().assets.list(
         state=state,
         site=site,
@@ -319,7 +326,10 @@ def asset_list(
         sort=sort,
         page_size=page_size(limit),
     )
-    listing(first(assets, limit), output, ASSET_COLUMNS)
+    shown, more = page(assets, limit)
+    listing(shown, output, ASSET_COLUMNS)
+    if more:
+        more_exist(limit)
 
 
 @asset.command("show")
