@@ -22,7 +22,7 @@ def test_every_mutating_call_is_recorded_with_who_what_and_outcome(client, admin
         ("create_site", "success", 201),
     ]
     first = logged[1]
-    assert first["target"] == "sites" and first["request_id"] == "r-1"
+    assert first["target"] == "sites/dub1" and first["request_id"] == "r-1"
     assert first["summary"]["body"] == {"name": "dub1"}
     assert first["client"] and first["token_id"] is not None
 
@@ -43,15 +43,43 @@ def test_secrets_never_reach_the_audit_log(admin):
     assert "correct horse" not in str(entry)
 
 
-def test_queries_by_target_prefix_find_every_call_on_an_asset(client, admin):
+def test_a_target_finds_every_call_on_an_asset_from_its_creation(client, admin):
     client.post("/v1/assets", json={"serial": "SN1"})
-    client.post("/v1/assets", json={"serial": "SN2"})
+    client.post("/v1/assets", json={"serial": "SN13"})  # a longer serial, not the same asset
     client.post("/v1/assets/SN1/transition", json={"to": "EVALUATING", "reason": "x"})
     client.patch("/v1/assets/SN1", json={"hostname": "n1"})
-    assert [e["action"] for e in entries(admin, target="assets/SN1")] == [
-        "update_asset",
-        "transition_asset",
+    assert [(e["action"], e["target"]) for e in entries(admin, target="assets/SN1")] == [
+        ("update_asset", "assets/SN1"),
+        ("transition_asset", "assets/SN1/transition"),
+        ("create_asset", "assets/SN1"),
     ]
+    created = entries(admin, target="assets/SN13")[0]
+    assert created["summary"]["path"] == "assets"  # the path that was called, kept
+
+
+def test_a_created_object_with_an_id_is_named_by_it(admin):
+    created = admin.post("/v1/users", json={"name": "sam"})
+    assert created.status_code == 201
+    (entry,) = entries(admin, action="create_user")
+    assert entry["target"] == "users/sam"
+    token = admin.post("/v1/tokens", json={"scope": "read"}).json()
+    assert entries(admin, action="create_token")[0]["target"] == f"tokens/{token['id']}"
+
+
+def test_a_refused_creation_keeps_the_path_it_called(client, admin):
+    client.post("/v1/sites", json={"name": "dub1"})
+    client.post("/v1/sites", json={"name": "dub1"})
+    assert [e["target"] for e in entries(admin, action="create_site")] == ["sites", "sites/dub1"]
+
+
+def test_an_approval_is_found_under_the_asset_it_changed(app, client, admin, tokens):
+    client.post("/v1/assets", json={"serial": "SN1", "state": "BAREMETAL"})
+    change = client.post("/v1/assets/SN1/transition", json={"to": "RELEASING", "reason": "x"})
+    with TestClient(app, headers={"Authorization": f"Bearer {tokens.other_write}"}) as other:
+        approved = other.post(f"/v1/change-requests/{change.json()['id']}/approve", json={})
+    assert approved.status_code == 200
+    (entry,) = entries(admin, target="assets/SN1", action="approve_change_request")
+    assert entry["summary"]["path"] == f"change-requests/{change.json()['id']}/approve"
 
 
 def test_an_unknown_outcome_is_refused_naming_the_allowed_ones(admin):

@@ -81,7 +81,7 @@ class UnitOfWorkRoute(APIRoute):
                 if mutating:
                     summary = await _summary(request)
                     await run_in_threadpool(
-                        _audit_and_commit, session, request, action, response.status_code, summary
+                        _audit_and_commit, session, request, action, response, summary
                     )
                 elif session.in_transaction():  # SQL ran after the route's own commit
                     await run_in_threadpool(session.commit)
@@ -129,8 +129,10 @@ def _in_one_worker_thread(
     return in_a_worker_thread
 
 
-def _audit_and_commit(session, request: Request, action: str, status: int, summary: dict) -> None:
-    _audit(session, request, action, status, summary)
+def _audit_and_commit(
+    session, request: Request, action: str, response: Response, summary: dict
+) -> None:
+    _audit(session, request, action, response.status_code, summary, _target(request, response))
     session.commit()
 
 
@@ -139,15 +141,17 @@ def _audit_refusal(
 ) -> None:
     """A refused call's own transaction was rolled back; its audit entry gets a new one."""
     with database.transaction() as session:
-        _audit(session, request, action, status, summary)
+        _audit(session, request, action, status, summary, _path(request))
 
 
-def _audit(session, request: Request, action: str, status: int, summary: dict) -> None:
+def _audit(session, request: Request, action: str, status: int, summary: dict, target: str) -> None:
+    if target != _path(request):
+        summary = {**summary, "path": _path(request)}
     audit.record(
         session,
         settings=request.app.state.settings,
         action=action,
-        target=request.url.path.removeprefix("/v1/"),
+        target=target,
         outcome=_outcome(status),
         status=status,
         summary=summary,
@@ -155,6 +159,45 @@ def _audit(session, request: Request, action: str, status: int, summary: dict) -
         request_id=request.state.request_id,
         client=request.client.host if request.client else "",
     )
+
+
+def _path(request: Request) -> str:
+    return request.url.path.removeprefix(API_PREFIX + "/")
+
+
+def _target(request: Request, response: Response) -> str:
+    """What a call acted on: what the route named (`request.state.audit_target`), else a
+    created object's own path (POST /v1/assets → assets/SN1), else the call's path."""
+    named = getattr(request.state, "audit_target", None)
+    if named:
+        return named
+    path = _path(request)
+    if response.status_code != 201:
+        return path
+    fields = _item_fields(request.app.routes, request.scope["route"].path)
+    try:
+        created = json.loads(response.body) if fields else None
+    except (AttributeError, ValueError):  # a streamed or non-JSON answer
+        return path
+    if not isinstance(created, dict):
+        return path
+    # The item route's parameters, from the created object: {serial} is its serial, and
+    # {rack_id} its id.
+    values = [created.get(f, created.get("id") if f.endswith("_id") else None) for f in fields]
+    if any(value is None or isinstance(value, dict | list) for value in values):
+        return path
+    return "/".join([path, *map(str, values)])
+
+
+def _item_fields(routes: list[Any], collection: str) -> list[str]:
+    """The parameters of the route of one item of `collection` (`/v1/assets/{serial}` →
+    serial); none if it has no such route."""
+    for route in routes:
+        rest = getattr(route, "path", "").removeprefix(collection + "/")
+        segments = rest.split("/")
+        if rest != route.path and all(s.startswith("{") and s.endswith("}") for s in segments):
+            return [s[1:-1].split(":")[0] for s in segments]
+    return []
 
 
 def _outcome(status: int) -> str:

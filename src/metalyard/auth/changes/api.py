@@ -1,6 +1,6 @@
 """Maker-checker routes: list, show, approve, reject."""
 
-from fastapi import status
+from fastapi import Request, status
 
 from metalyard.api.deps import ActorDep, IdPath, PageDep, SessionDep
 from metalyard.api.routing import secured_router
@@ -27,11 +27,13 @@ def get_change_request(change_id: IdPath, session: SessionDep):
 @changes.post(
     "/{change_id}/approve", response_model=ChangeRequestOut, status_code=status.HTTP_200_OK
 )
-def approve_change_request(change_id: IdPath, body: Decision, session: SessionDep, actor: ActorDep):
+def approve_change_request(
+    change_id: IdPath, body: Decision, session: SessionDep, actor: ActorDep, request: Request
+):
     """Run the change as its requester; someone other than the requester must approve."""
-    return change_out(
-        service.approve(session, change_id=change_id, comment=body.comment, actor=actor)
-    )
+    change = service.approve(session, change_id=change_id, comment=body.comment, actor=actor)
+    request.state.audit_target = change.target  # the asset's history shows what was done to it
+    return change_out(change)
 
 
 @changes.post("/{change_id}/reject", response_model=ChangeRequestOut)
