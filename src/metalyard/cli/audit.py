@@ -1,11 +1,12 @@
-"""`metalyard audit …`: the hash-chained log of every mutating call (admin)."""
+"""`metalyard audit …`: the tamper-evident log of every mutating call (admin)."""
 
 from typing import Annotated
 
 import typer
 
+from metalyard.auth.audit.models import Outcome
 from metalyard.cli import parsing
-from metalyard.cli.common import first, page_size
+from metalyard.cli.common import All, PageLimit, limit_of, more_exist, page, page_size
 from metalyard.cli.context import connect
 from metalyard.cli.exit_codes import ExitCode
 from metalyard.cli.output import Output, OutputOption, listing, note, show
@@ -14,7 +15,6 @@ audit = typer.Typer(help="The audit log: who changed what, and whether it was ta
 audit.info.no_args_is_help = True
 
 COLUMNS = ["seq", "at", "actor", "action", "target", "outcome", "status"]
-DEFAULT_LIMIT = 100
 Time = Annotated[
     str | None,
     typer.Option(help="ISO time (local unless it has an offset), or an age like 2h or 3d."),
@@ -24,17 +24,19 @@ Time = Annotated[
 @audit.command("list")
 def audit_list(
     actor: Annotated[str | None, typer.Option(help="Who (user name).")] = None,
-    target: Annotated[str | None, typer.Option(help="Path prefix, e.g. assets/SN1.")] = None,
+    target: Annotated[
+        str | None, typer.Option(help="A path and what is under it: assets/SN1, not SN13.")
+    ] = None,
     action: Annotated[str | None, typer.Option(help="Route name, e.g. create_asset.")] = None,
-    outcome: Annotated[str | None, typer.Option(help="success, rejected, denied or error.")] = None,
+    outcome: Annotated[Outcome | None, typer.Option(case_sensitive=False)] = None,
     since: Time = None,
     until: Time = None,
-    limit: Annotated[int, typer.Option(min=0, help="Show at most this many; 0 for all.")] = (
-        DEFAULT_LIMIT
-    ),
+    limit: PageLimit = None,
+    everything: All = False,
     output: OutputOption = Output.table,
 ):
     """List audit entries, newest first."""
+    limit = limit_of(limit, everything)
     entries = connect().audit.list(
         actor=actor,
         target=target,
@@ -44,12 +46,16 @@ def audit_list(
         until=parsing.moment(until),
         page_size=page_size(limit),
     )
-    listing(first(entries, limit), output, COLUMNS)
+    shown, more = page(entries, limit)
+    listing(shown, output, COLUMNS)
+    if more:
+        more_exist(limit)
 
 
 @audit.command("verify")
 def audit_verify(output: OutputOption = Output.table):
-    """Recompute the hash chain; exit 1 and name each problem if any entry was edited or lost."""
+    """Check every entry's hash, MAC and link, and the seal over the newest; exit 1 and name
+    each problem if any entry was edited, added or lost."""
     result = connect().audit.verify()
     if output is not Output.table:
         show(result, output)
