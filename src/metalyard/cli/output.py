@@ -14,6 +14,7 @@ import typer
 import yaml
 from pydantic import BaseModel
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -33,6 +34,13 @@ OutputOption = Annotated[
 
 Column = str | tuple[str | Callable[[Any], Any], str]
 """A field name, or (field name, header), or (a function of the item, header)."""
+
+RICH_ROWS = 500
+"""Up to this many rows a terminal gets Rich's table, which wraps long cells to fit; beyond,
+plain columns. Rich lays out each cell on its own, ~1.2 ms a row: 10,000 assets took 12 s."""
+_ONE_LINE = str.maketrans({code: " " for code in [*range(32), 127]})
+"""Control characters as spaces: a row is one line (for awk too), and a cell cannot steer
+the terminal."""
 
 
 def console() -> Console:
@@ -69,12 +77,37 @@ def listing(items: Iterable[BaseModel], output: Output, columns: Sequence[Column
     fields = [c if isinstance(c, str) else c[0] for c in columns]
     headers = [c.upper().replace("_", " ") if isinstance(c, str) else c[1] for c in columns]
     values = [f if callable(f) else attrgetter(f) for f in fields]
+    rows = [[cell(value(item)).translate(_ONE_LINE) for value in values] for item in items]
     out = console()
-    # Piped, the table is plain columns for awk and cut: no rules, no blank lines.
-    table = Table(*headers, box=box.SIMPLE_HEAD if out.is_terminal else None, pad_edge=False)
-    for item in items:
-        table.add_row(*(cell(value(item)) for value in values))
-    out.print(table)
+    if out.is_terminal and len(rows) <= RICH_ROWS:
+        table = Table(*headers, box=box.SIMPLE_HEAD, pad_edge=False)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    else:
+        _plain(out, headers, rows)
+
+
+def _plain(out: Console, headers: list[str], rows: list[list[str]]) -> None:
+    """Rows as aligned columns, never wrapped: for awk and cut, and for tables too long for Rich.
+
+    On a terminal the header is bold and ruled, as in Rich's table.
+    """
+    widths = [max(map(cell_len, column)) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c + " " * (w - cell_len(c)) for c, w in zip(cells, widths, strict=True)
+        ).rstrip()
+
+    header = line(headers)
+    if out.is_terminal:
+        out.print(header, style="bold", soft_wrap=True)
+        out.print("─" * cell_len(header), style="dim", soft_wrap=True)
+    else:
+        typer.echo(header)
+    if rows:
+        typer.echo("\n".join(map(line, rows)))
 
 
 def emit(data: Any, output: Output) -> None:
