@@ -85,7 +85,7 @@ def lab(
     try:
         with console.status("starting metalyard and ordering the servers"):
             running.start()
-        console.print(f"metalyard serving at {running.url}; logs in {running.data_dir}")
+        _copyable(console, f"metalyard serving at {running.url}; logs in {running.data_dir}")
         rounds = [("powering on", running.power_on)]
         if fix:
             rounds.append(("repaired and rebooted", running.fix))
@@ -97,6 +97,7 @@ def lab(
             else:
                 running.settle(_printing_changes(console))
             console.print(view.summary(running.summary(), url=running.url, token=running.token))
+        _copyable(console, f"metalyard region add lab --url {running.url} --token {running.token}")
         if wait:
             console.print("metalyard stays up for you to look around; Ctrl-C ends the lab")
             threading.Event().wait()
@@ -104,6 +105,12 @@ def lab(
         console.print("stopping the lab")
     finally:
         running.stop()
+
+
+def _copyable(console, line: str) -> None:
+    """A line to copy from (a command, a URL, a path): outside any box and never wrapped, so
+    a copy takes it whole."""
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def _interrupted(_signum, _frame) -> None:
