@@ -5,7 +5,9 @@ import json
 import pytest
 from sqlalchemy import text
 
+from metalyard.auth.audit import service
 from metalyard.sdk import Client
+from tests.auth.test_audit_seal import write_legacy_entries
 from tests.cli.conftest import cli, config_file  # noqa: F401  (the command-line fixtures)
 
 
@@ -56,3 +58,14 @@ def test_verify_names_entries_deleted_from_the_end(admin_cli, live_server, token
     result = admin_cli("audit", "verify")
     assert result.exit_code == 1
     assert "seq 3: missing: entries 3..3 were deleted from the end of the log" in result.stderr
+
+
+def test_db_upgrade_seals_a_log_written_before_macs(cli, database, settings):  # noqa: F811
+    write_legacy_entries(database, 3)
+    env = {"METALYARD_DATABASE_URL": database.url, "METALYARD_DATA_DIR": str(settings.data_dir)}
+    upgraded = cli("db", "upgrade", env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "sealed the audit log's head at entry 3" in upgraded.stderr
+    with database.transaction(write=False) as session:
+        assert service.verify(session, keys=service.AuditKeys.from_settings(settings)).ok
+    assert "sealed" not in cli("db", "upgrade", env=env).stderr

@@ -128,7 +128,7 @@ def test_entries_from_before_macs_verify_once_the_upgrade_sealed_them(
     write_legacy_entries(database, 3)
     assert problems(admin) == [(3, "unsealed")]
     with database.transaction() as session:
-        sealed = service.seal(session, keys=service.AuditKeys.from_settings(settings))
+        sealed = service.seal(session, settings=settings)
     assert (sealed.seq, sealed.keyed_from) == (3, 4)
     write_sites(client, 2)
     assert admin.get("/v1/audit/verify").json() == {"ok": True, "entries": 5, "problems": []}
@@ -142,10 +142,9 @@ def test_entries_from_before_macs_verify_once_the_upgrade_sealed_them(
 
 def test_sealing_is_idempotent(database, settings):
     write_legacy_entries(database, 1)
-    keys = service.AuditKeys.from_settings(settings)
     with database.transaction() as session:
-        assert service.seal(session, keys=keys) is not None
-        assert service.seal(session, keys=keys) is None
+        assert service.seal(session, settings=settings) is not None
+        assert service.seal(session, settings=settings) is None
 
 
 # Key rotation ----------------------------------------------------------------------------

@@ -206,7 +206,7 @@ def _seal_audit_log(database: "Database", settings: "Settings") -> None:
     from metalyard.auth.audit import service as audit
 
     with database.transaction() as session:
-        sealed = audit.seal(session, keys=audit.AuditKeys.from_settings(settings))
+        sealed = audit.seal(session, settings=settings)
     if sealed is not None:
         note(f"sealed the audit log's head at entry {sealed.seq}")
 

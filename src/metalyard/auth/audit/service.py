@@ -131,7 +131,7 @@ def record(
     return entry
 
 
-def seal(session: Session, *, keys: AuditKeys) -> AuditSeal | None:
+def seal(session: Session, *, settings: Settings) -> AuditSeal | None:
     """Seal the head of a log that has no seal (one written before entries carried a MAC);
     the new seal, or None when there was one already or the log is empty.
 
@@ -150,7 +150,8 @@ def seal(session: Session, *, keys: AuditKeys) -> AuditSeal | None:
         select(func.min(AuditEntry.seq)).where(AuditEntry.mac.is_not(None))
     )
     new = AuditSeal(id=_SEAL_ID, keyed_from=first_keyed or last.seq + 1)
-    session.add(_set_seal(new, last.seq, last.hash, keys))
+    # Only now: upgrading a database with no log to seal needs no key file made.
+    session.add(_set_seal(new, last.seq, last.hash, AuditKeys.from_settings(settings)))
     session.flush()
     return new
 
