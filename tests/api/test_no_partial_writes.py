@@ -8,7 +8,7 @@ from sqlalchemy import select
 from metalyard.db import Base
 
 SEED = 20261121
-AUDITED_ANYWAY = {"audit_entries"}  # refusals are audited by design
+AUDITED_ANYWAY = {"audit_entries", "audit_seal"}  # refusals are audited by design
 
 
 def snapshot(database) -> dict[str, list]:
