@@ -218,7 +218,7 @@ def test_audit_lists_recent_calls_and_verifies_the_chain(admin_client, writer):
     since = datetime.now(UTC) - timedelta(minutes=5)
     entries = list(admin_client.audit.list(actor="wanda", since=since))
     assert [(e.action, e.target, e.outcome) for e in entries] == [
-        ("create_site", "sites", "success")
+        ("create_site", "sites/dub1", "success")
     ]
     verification = admin_client.audit.verify()
     assert isinstance(verification, AuditVerification) and verification.ok

@@ -157,7 +157,8 @@ class Audit(Namespace):
         until: datetime | None = None,
         page_size: int | None = None,
     ) -> Iterator[AuditEntryOut]:
-        """Newest first; `target` is a prefix (`assets/SN1`), `since`/`until` need a timezone."""
+        """Newest first; `target` is a path and what is under it (`assets/SN1`, not SN13);
+        `since` must be before `until`, both with a timezone."""
         params = {
             "actor": actor,
             "target": target,
