@@ -48,12 +48,9 @@ def invalid_fields(problems: list[dict[str, Any]]) -> InvalidInput:
     """One error for pydantic's problems (each with `loc`, `msg` and `type`): its message
     names the first field and counts the others, its details name each."""
     details = [
-        {
-            "field": dotted(problem["loc"]),
-            "message": problem["msg"].removeprefix("Value error, "),  # our validators' own
-            "type": problem["type"],
-        }
+        {"field": field, "message": message, "type": problem["type"]}
         for problem in problems
+        for field, message in [_said(problem)]
     ]
     first = details[0] if details else {"field": "", "message": "invalid request"}
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
@@ -61,9 +58,29 @@ def invalid_fields(problems: list[dict[str, Any]]) -> InvalidInput:
     return InvalidInput(f"{where}{first['message']}{more}", details=details)
 
 
+def _said(problem: dict[str, Any]) -> tuple[str, str]:
+    """A problem's field and message; in words of the body as a whole where pydantic says
+    "1: JSON decode error" or "Field required" of no field."""
+    loc, kind = problem["loc"], problem["type"]
+    if kind == "json_invalid":
+        reason = problem.get("ctx", {}).get("error") or problem["msg"]
+        where = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+        return "body", f"not valid JSON: {reason.removeprefix('Invalid JSON: ')}{where}"
+    if not loc and kind == "missing":
+        return "body", "required: send a JSON object"
+    if not loc and kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "body", "must be a JSON object"
+    return dotted(loc), problem["msg"].removeprefix("Value error, ")  # our validators' words
+
+
 class PayloadTooLarge(MetalyardError):
     status = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(MetalyardError):
+    status = 415
+    code = "unsupported_media_type"
 
 
 class Unauthenticated(MetalyardError):

@@ -9,7 +9,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 
-from metalyard.errors import Conflict, MetalyardError, StaleVersion, invalid_fields
+from metalyard.errors import (
+    Conflict,
+    MetalyardError,
+    StaleVersion,
+    UnsupportedMediaType,
+    invalid_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +48,33 @@ async def _metalyard_error(request: Request, error: MetalyardError) -> JSONRespo
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if _body_unread(error) and not _is_json(media_type):
+        sent = f"not {media_type}" if media_type else "and none was given"
+        return error_response(
+            UnsupportedMediaType(
+                f"send the body as JSON (Content-Type: application/json), {sent}",
+                details={"content_type": media_type},
+            )
+        )
     problems = [
         {**problem, "loc": tuple(part for part in problem["loc"] if part != "body")}
         for problem in error.errors()
     ]
     return error_response(invalid_fields(problems))
+
+
+def _body_unread(error: RequestValidationError) -> bool:
+    """FastAPI left a body that was not declared JSON as bytes: the model then finds no object
+    at all (and an empty body is just missing)."""
+    return any(
+        tuple(problem["loc"]) == ("body",) and isinstance(problem.get("input"), bytes | str)
+        for problem in error.errors()
+    )
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
