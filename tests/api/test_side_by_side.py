@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
@@ -13,8 +14,15 @@ from tests.peers.postgres import free_port
 WRITES_PER_PROCESS = 15
 
 
-def start_api(url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "METALYARD_DATABASE_URL": url, "METALYARD_REGION": "side-by-side"}
+def start_api(url: str, port: int, data_dir: Path) -> subprocess.Popen:
+    """One API process; all share the data directory, as they share the secret key (the
+    audit log's MACs come from it)."""
+    env = {
+        **os.environ,
+        "METALYARD_DATABASE_URL": url,
+        "METALYARD_REGION": "side-by-side",
+        "METALYARD_DATA_DIR": str(data_dir),
+    }
     return subprocess.Popen(
         [
             sys.executable,
@@ -44,9 +52,9 @@ def wait_until_up(base: str) -> None:
     raise RuntimeError(f"{base} did not come up")
 
 
-def test_two_api_processes_write_side_by_side(database, tokens):
+def test_two_api_processes_write_side_by_side(database, tokens, tmp_path):
     ports = [free_port(), free_port()]
-    processes = [start_api(database.url, port) for port in ports]
+    processes = [start_api(database.url, port, tmp_path) for port in ports]
     try:
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         for base in bases:
