@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -114,6 +115,18 @@ def test_first_start_prints_a_working_token_once(tmp_path):
         assert "token" not in second.output
         with Client(second.url, token) as client:
             assert client.whoami().user == "admin"
+
+
+def test_a_first_start_on_a_taken_port_keeps_the_token_for_the_next_start(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        refused = metalyard(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(port))
+    assert refused.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
+    assert "token" not in refused.stdout + refused.stderr
+    with serve(tmp_path) as first:
+        token = TOKEN_LINE.search(first.output).group(1)
+        assert f"--url {first.url} --token {token}" in first.output
 
 
 def test_serve_over_tls_prints_https_and_needs_the_ca(tmp_path):

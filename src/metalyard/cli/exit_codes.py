@@ -3,7 +3,7 @@
  0  success
  1  the command ran and found problems (`audit verify`), or an unexpected local error
  2  usage: an unknown command or option, a malformed argument (Typer's own)
- 3  the server (or, for `serve`, the database) could not be reached
+ 3  the server (or, for `serve`, the database or the address to listen on) could not be reached
  4  not authenticated or not allowed (HTTP 401 / 403)
  5  not found (HTTP 404)
  6  conflict: a forbidden transition, a stale version, a duplicate (HTTP 409)

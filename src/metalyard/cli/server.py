@@ -55,9 +55,11 @@ def serve(
     # The API needs the flows too: it starts, draws and re-walks runs of them.
     known = load_flows(settings.flow_modules)
     database = open_database(settings)
+    # Listen first: a first start on a taken port must not spend the admin's one showing.
+    listener = _listen(settings.host, settings.port)
     with database.transaction() as session:
         token = bootstrap(session)
-    url = public_url(settings)
+    url = public_url(settings, port=listener.getsockname()[1])
     if token:
         typer.echo("first start: created user 'admin'; its token is shown only this once:")
         typer.echo(f"admin token: {token}")
@@ -84,18 +86,21 @@ def serve(
             )
         app = create_app(settings, database)
         settle_garbage_collector()
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            **tls,
-        )
+        uvicorn.Server(uvicorn.Config(app, log_level="info", **tls)).run(sockets=[listener])
     finally:
         if worker is not None:
             worker.stop()  # waits for the beans it runs, so none waits for its lease to expire
             typer.echo(f"embedded worker stopped after {worker.executed} bean execution(s)")
         database.dispose()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """This server's listening socket, or a clear error if the address cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as error:
+        fail(f"cannot listen on {host}:{port}: {error.strerror or error}", ExitCode.UNREACHABLE)
 
 
 def settle_garbage_collector() -> None:
@@ -333,14 +338,15 @@ def _check_schema(database: "Database") -> None:
         )
 
 
-def public_url(settings: "Settings") -> str:
-    """The URL clients use: a wildcard address is replaced with this host's name."""
+def public_url(settings: "Settings", port: int | None = None) -> str:
+    """The URL clients use: a wildcard address is replaced with this host's name; `port`
+    is the one listened on, when asked for any (0)."""
     host = settings.host
     if host in ("", "0.0.0.0", "::"):
         host = socket.getfqdn()
     if ":" in host:
         host = f"[{host}]"
-    return f"{settings.scheme}://{host}:{settings.port}"
+    return f"{settings.scheme}://{host}:{port or settings.port}"
 
 
 def redacted(url: str) -> str:
