@@ -1,17 +1,14 @@
 """Settings of one deployment (one region), from the environment or a file."""
 
+import json
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_MAKER_CHECKER = (
-    "asset.decommission",
-    "asset.leave_baremetal",
-    "asset.delete",
-    "purchase_request.approve",
-)
+from metalyard.auth.changes.actions import ACTIONS as CHANGE_ACTIONS
 
 BUILTIN_FLOW_MODULES = ("metalyard.procurement.flows", "metalyard.discovery.flows")
 """Flows of the built-in concepts, which every worker runs."""
@@ -57,8 +54,11 @@ class Settings(BaseSettings):
     served from `<data dir>/agent/`."""
     agent_initrd_url: str = ""
     """Where iPXE fetches the agent's initrd; empty: `<this server>/boot/agent/initrd.img`."""
-    maker_checker: list[str] = Field(default_factory=lambda: list(DEFAULT_MAKER_CHECKER))
-    """Actions that wait for a second person's approval."""
+    maker_checker: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(CHANGE_ACTIONS)
+    )
+    """Actions that wait for a second person's approval (all of them by default): a JSON list
+    or comma-separated names; empty: none."""
     public_url: str = Field("", pattern=r"^(https?://[^\s,#]+)?$")
     """How machines on the provisioning networks reach this server (iPXE fetches its boot
     script there); empty: scheme://host:port of this server."""
@@ -79,6 +79,33 @@ class Settings(BaseSettings):
     makes it known (dnsmasq's minimum is 2m)."""
     tftp_root: Path = Path("/usr/lib/ipxe")
     """Where dnsmasq's TFTP server finds undionly.kpxe and ipxe.efi (Debian's `ipxe`)."""
+
+    @field_validator("maker_checker", mode="before")
+    @classmethod
+    def _action_names(cls, value: Any) -> Any:
+        """The environment's text as a list: `["a", "b"]` or `a,b`."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError(
+                    "not a JSON list of action names; or give them comma-separated"
+                ) from None
+        return [name.strip() for name in value.split(",") if name.strip()]
+
+    @field_validator("maker_checker")
+    @classmethod
+    def _known_actions(cls, value: list[str]) -> list[str]:
+        # A misspelt action would otherwise run without approval, silently.
+        unknown = [name for name in value if name not in CHANGE_ACTIONS]
+        if unknown:
+            raise ValueError(
+                f"unknown action(s) {', '.join(unknown)}; the known ones are "
+                f"{', '.join(CHANGE_ACTIONS)}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> "Settings":

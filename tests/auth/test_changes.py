@@ -2,6 +2,7 @@
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 
 @pytest.fixture
@@ -117,3 +118,111 @@ def test_policy_is_configurable(settings, database, tokens):
         baremetal(client)
         response = client.post("/v1/assets/SN1/transition", json={"to": "RELEASING", "reason": "x"})
         assert response.status_code == 200 and response.json()["state"] == "RELEASING"
+
+
+def test_the_same_change_requested_twice_is_refused_naming_the_first(client, other):
+    client.post("/v1/assets", json={"serial": "SN2", "state": "SPARE"}).raise_for_status()
+    first = client.post("/v1/assets/SN2/transition", json={"to": "DECOMMISSIONED", "reason": "old"})
+    again = other.post("/v1/assets/SN2/transition", json={"to": "DECOMMISSIONED", "reason": "eol"})
+    assert again.status_code == 409
+    assert (
+        f"change request {first.json()['id']} already asks for asset.decommission"
+        in (again.json()["message"])
+    )
+    assert again.json()["details"] == {"change_request": first.json()["id"]}
+    assert len(client.get("/v1/change-requests", params={"state": "PENDING"}).json()["items"]) == 1
+    other.post(f"/v1/change-requests/{first.json()['id']}/reject", json={}).raise_for_status()
+    retried = other.post("/v1/assets/SN2/transition", json={"to": "DECOMMISSIONED", "reason": "x"})
+    assert retried.status_code == 202
+
+
+def test_two_identical_requests_at_once_park_only_one(database, tokens):
+    """The second arrives while the first is not yet committed: it waits, then sees it."""
+    import threading
+    import time
+
+    from metalyard.auth.actor import Actor
+    from metalyard.auth.changes import service
+    from metalyard.auth.models import User
+    from metalyard.auth.scopes import Scope
+    from metalyard.errors import Conflict
+
+    with database.transaction() as session:
+        ids = dict(session.execute(select(User.name, User.id)).all())
+    request = {"action_name": "asset.delete", "target": "assets/SN1", "reason": ""}
+    second: list[Exception] = []
+
+    def request_too():
+        try:
+            with database.transaction() as session:
+                actor = Actor("otto", Scope.WRITE, user_id=ids["otto"])
+                service.request_change(session, payload={"serial": "SN1"}, actor=actor, **request)
+        except Conflict as error:
+            second.append(error)
+
+    with database.transaction() as session:
+        actor = Actor("wanda", Scope.WRITE, user_id=ids["wanda"])
+        first = service.request_change(session, payload={"serial": "SN1"}, actor=actor, **request)
+        other = threading.Thread(target=request_too)
+        other.start()
+        time.sleep(0.5)  # the second request is now waiting on the first one's transaction
+    other.join(timeout=30)
+    assert [error.details for error in second] == [{"change_request": first.id}]
+
+
+def test_every_known_action_has_an_executor_and_no_other_registers():
+    from metalyard.auth.changes import service
+    from metalyard.auth.changes.actions import ACTIONS
+    from metalyard.inventory import service as _inventory  # noqa: F401  (registers its actions)
+    from metalyard.procurement import orders as _orders  # noqa: F401
+
+    assert set(service._EXECUTORS) == set(ACTIONS)
+    with pytest.raises(ValueError, match=r"asset\.decomission"):
+        service.action("asset.decomission")
+
+
+def test_an_unknown_action_in_the_policy_stops_serve_naming_the_known_ones(tmp_path):
+    from typer.testing import CliRunner
+
+    from metalyard.cli.main import app
+
+    result = CliRunner().invoke(
+        app,
+        ["serve"],
+        env={
+            "METALYARD_DATA_DIR": str(tmp_path),
+            # Unreachable: a serve that accepted the policy fails there instead of serving.
+            "METALYARD_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/metalyard",
+            "METALYARD_MAKER_CHECKER": '["asset.decomission","site.delete"]',
+        },
+    )
+    assert result.exit_code == 7
+    assert "METALYARD_MAKER_CHECKER" in result.stderr
+    assert "unknown action(s) asset.decomission, site.delete" in result.stderr
+    assert "asset.decommission, asset.leave_baremetal, asset.delete" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "policy"),
+    [
+        ("asset.delete", ["asset.delete"]),
+        ("asset.delete, asset.decommission", ["asset.delete", "asset.decommission"]),
+        ('["asset.delete"]', ["asset.delete"]),
+        ("", []),
+    ],
+)
+def test_the_policy_may_be_a_json_list_or_comma_separated(monkeypatch, tmp_path, given, policy):
+    from metalyard.config import Settings
+
+    monkeypatch.setenv("METALYARD_MAKER_CHECKER", given)
+    assert Settings(data_dir=tmp_path).maker_checker == policy
+
+
+def test_a_malformed_json_policy_says_what_is_expected(monkeypatch, tmp_path):
+    from pydantic import ValidationError
+
+    from metalyard.config import Settings
+
+    monkeypatch.setenv("METALYARD_MAKER_CHECKER", '["asset.delete"')
+    with pytest.raises(ValidationError, match="not a JSON list of action names"):
+        Settings(data_dir=tmp_path)

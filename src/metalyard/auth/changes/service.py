@@ -3,10 +3,11 @@
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from metalyard.auth.actor import Actor
+from metalyard.auth.changes.actions import ACTIONS
 from metalyard.auth.changes.models import ChangeRequest
 from metalyard.auth.changes.states import ChangeState
 from metalyard.auth.models import User
@@ -21,9 +22,16 @@ Executor = Callable[[Session, Actor, dict[str, Any]], dict[str, Any]]
 
 _EXECUTORS: dict[str, Executor] = {}
 
+# Any constant works; with the hash of action and target it names the advisory lock that
+# lets only one of two identical requests see no pending one.
+_REQUEST_LOCK = 0x6D6B6368
+
 
 def action(name: str) -> Callable[[Executor], Executor]:
-    """Register the function that carries out `name` once approved."""
+    """Register the function that carries out `name` once approved (one of ACTIONS, the
+    names the settings accept)."""
+    if name not in ACTIONS:
+        raise ValueError(f"{name!r} is not in metalyard.auth.changes.actions.ACTIONS")
 
     def register(executor: Executor) -> Executor:
         _EXECUTORS[name] = executor
@@ -45,8 +53,32 @@ def request_change(
     reason: str,
     actor: Actor,
 ) -> ChangeRequest:
+    """Park the command, unless the same one already waits (it would only fail once the first
+    ran); a different command on the same target may wait beside it (release or quarantine:
+    whichever is approved first wins, the other fails then)."""
     if actor.user_id is None:
         raise Forbidden("only a user can request a change that needs approval")
+    if session.get_bind().dialect.name == "postgresql":  # SQLite's writers take turns already
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(CAST(:space AS integer), hashtext(:key))"),
+            {"space": _REQUEST_LOCK, "key": f"{action_name} {target}"},
+        )
+    waiting = session.scalars(
+        select(ChangeRequest)
+        .where(
+            ChangeRequest.action == action_name,
+            ChangeRequest.target == target,
+            ChangeRequest.state == ChangeState.PENDING,
+        )
+        .order_by(ChangeRequest.id)
+    ).all()
+    for pending in waiting:
+        if _command(pending.payload) == _command(payload):
+            raise Conflict(
+                f"change request {pending.id} already asks for {action_name} of {target}: "
+                f"approve or reject it (metalyard change show {pending.id})",
+                details={"change_request": pending.id},
+            )
     change = ChangeRequest(
         action=action_name,
         target=target,
@@ -57,6 +89,11 @@ def request_change(
     session.add(change)
     session.flush()
     return change
+
+
+def _command(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a request would do: its payload but for the free-text reason."""
+    return {key: value for key, value in payload.items() if key != "reason"}
 
 
 def get_change(session: Session, *, change_id: int) -> ChangeRequest:
