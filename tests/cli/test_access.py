@@ -47,9 +47,10 @@ def test_password_mints_a_write_token_printed_once(admin_cli, live_server):
         input="pat\ns3cret-enough-pw\n",
     )
     assert result.exit_code == 0, result.output
-    # The secret is the last line (CliRunner echoes typed answers to stdout; a terminal does not).
-    secret = result.stdout.splitlines()[-1]
-    assert secret.startswith("my_")
+    # Only the secret goes to stdout, prompts to stderr: $(metalyard token create …) is it.
+    secret = result.stdout.removesuffix("\n")
+    assert secret.startswith("my_") and result.stdout == f"{secret}\n"
+    assert result.stderr.startswith("user name: password: ")
     assert "shown only this once" in result.stderr
     me = admin_cli("whoami", "-o", "json", env={"METALYARD_TOKEN": secret})
     mine = json.loads(me.stdout)
@@ -116,7 +117,7 @@ def test_audit_list_filters_by_actor_and_time(admin_cli, live_server, tokens):
     write_sites(live_server, tokens.write, "dub1")
     result = admin_cli("audit", "list", "--actor", "wanda", "--since", "1h", "-o", "json")
     assert [(e["action"], e["target"]) for e in json.loads(result.stdout)] == [
-        ("create_site", "sites")
+        ("create_site", "sites/dub1")
     ]
     later = admin_cli("audit", "list", "--since", "2999-01-01T00:00", "-o", "json")
     assert json.loads(later.stdout) == []
@@ -137,3 +138,20 @@ def test_audit_verify_passes_then_names_an_edited_entry(admin_cli, live_server, 
 
 def test_audit_needs_an_admin_token(writer_cli):
     assert writer_cli("audit", "list").exit_code == 4
+
+
+def test_the_last_admin_cannot_disable_themselves(admin_cli):
+    result = admin_cli("user", "update", "admin", "--disabled")
+    assert result.exit_code == 6
+    assert "user 'admin' is the last active admin" in result.stderr
+    assert admin_cli("whoami").exit_code == 0
+
+
+def test_a_reader_asking_for_the_audit_is_told_who_can_grant_it(cli, live_server, tokens):
+    cli("region", "add", "ro", "--url", live_server, "--token", tokens.read)
+    result = cli("audit", "verify")
+    assert result.exit_code == 4
+    assert "token create" not in result.stderr
+    assert "an admin must grant the role (metalyard user update rita --role admin)" in (
+        result.stderr
+    )

@@ -9,8 +9,9 @@ themselves, and only then.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,10 +27,13 @@ from starlette.concurrency import run_in_threadpool
 
 from metalyard.auth import service as auth_service
 from metalyard.auth.actor import Actor
+from metalyard.auth.models import User
 from metalyard.auth.scopes import Scope
 from metalyard.config import Settings
 from metalyard.errors import Forbidden, Unauthenticated
 from metalyard.schemas import MAX_PAGE_SIZE
+
+T = TypeVar("T")
 
 SCOPE_KEY = "x-required-scope"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -67,11 +71,10 @@ async def authorize(
         raise Unauthenticated("this call needs an API token: send 'Authorization: Bearer <token>'")
     holder = auth_service.recall_token(session, secret=token.credentials)
     if holder is None:
-        holder = await run_in_threadpool(
-            auth_service.authenticate_token, session, secret=token.credentials
+        holder = await _authenticated(
+            request, auth_service.authenticate_token, session, secret=token.credentials
         )
-    actor = _actor(request, holder.user_name, holder.user_id, holder.scope, holder.token_id)
-    return _admit(request, actor)
+    return await _admit(request, session, _actor(request, holder))
 
 
 async def authorize_with_password(
@@ -82,14 +85,25 @@ async def authorize_with_password(
 ) -> Actor:
     """Like `authorize`, but also takes name and password: the way to a stronger token."""
     if password is not None and token is None:
-        user = await run_in_threadpool(
+        user = await _authenticated(
+            request,
             auth_service.authenticate_password,
             session,
             name=password.username,
             password=password.password,
         )
-        return _admit(request, _actor(request, user.name, user.id, user.role, None))
+        return await _admit(request, session, _actor(request, auth_service.TokenHolder.of(user)))
     return await authorize(request, session, token)
+
+
+async def _authenticated(request: Request, check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`check(*args, **kwargs)` in a worker thread; credentials it refuses although they are
+    a known user's still name that user to the audit log (an unknown token stays anonymous)."""
+    try:
+        return await run_in_threadpool(check, *args, **kwargs)
+    except auth_service.CredentialsRefused as refused:
+        request.state.actor = _actor(request, refused.holder)
+        raise
 
 
 NUL_ESCAPE = b"\\u0000"
@@ -133,28 +147,48 @@ def _nul_path(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] 
     return None
 
 
-def _actor(request: Request, name: str, user_id: int, scope: Scope, token_id: int | None) -> Actor:
+def _actor(request: Request, holder: auth_service.TokenHolder) -> Actor:
     return Actor(
-        name=name,
-        scope=scope,
-        user_id=user_id,
-        token_id=token_id,
+        name=holder.user_name,
+        scope=holder.scope,
+        user_id=holder.user_id,
+        token_id=holder.token_id,
         request_id=request.state.request_id,
         client=request.client.host if request.client else "",
     )
 
 
-def _admit(request: Request, actor: Actor) -> Actor:
+async def _admit(request: Request, session: Session, actor: Actor) -> Actor:
     request.state.actor = actor  # the audit log reads it, even when the call is then denied
     route = request.scope["route"]
     needed = required_scope(request.method, route.openapi_extra)
     if not actor.scope.covers(needed):
+        user = await run_in_threadpool(auth_service.get_user, session, name=actor.name)
         raise Forbidden(
             f"this call needs a token with scope {needed.value}; yours has {actor.scope.value}. "
-            f"Create one with: metalyard token create --scope {needed.value}",
-            details={"needed": needed.value, "have": actor.scope.value},
+            + _way_to(needed, user),
+            details={"needed": needed.value, "have": actor.scope.value, "role": user.role.value},
         )
     return actor
+
+
+def _way_to(needed: Scope, user: User) -> str:
+    """How this user gets a token of the `needed` scope, if they can: a hint that is true."""
+    if not user.role.covers(needed):
+        return (
+            f"Your role ({user.role.value}) does not allow it: an admin must grant the role "
+            f"(metalyard user update {user.name} --role {needed.value})"
+        )
+    if user.password_hash:
+        return (
+            f"Your role ({user.role.value}) allows it: "
+            f"metalyard token create --scope {needed.value} --expires-in 1h --password"
+        )
+    return (
+        f"Your role ({user.role.value}) allows it, but you have no password to mint one with: "
+        f"use a token of scope {needed.value} or more, or have an admin set a password "
+        f"(metalyard user update {user.name} --password)"
+    )
 
 
 @dataclass(frozen=True)

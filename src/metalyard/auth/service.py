@@ -9,11 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pydantic import ValidationError
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from metalyard.auth.actor import Actor
+from metalyard.auth.audit import service as audit
 from metalyard.auth.models import ApiToken, Project, Team, User
 from metalyard.auth.schemas import (
     ProjectCreate,
@@ -25,10 +27,18 @@ from metalyard.auth.schemas import (
     UserUpdate,
 )
 from metalyard.auth.scopes import Scope
+from metalyard.config import Settings
 from metalyard.db import utcnow
 from metalyard.db.lookup import apply_fields, check_version, get_by
 from metalyard.db.pagination import Page, SortKey, paginate
-from metalyard.errors import AlreadyExists, Conflict, Forbidden, NotFound, Unauthenticated
+from metalyard.errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    invalid_fields,
+)
 from metalyard.inventory.models import Asset
 
 TOKEN_PREFIX = "my_"
@@ -77,9 +87,26 @@ class TokenHolder:
 
     user_id: int
     user_name: str
-    token_id: int
+    token_id: int | None
+    """None: the user gave name and password."""
     scope: Scope
     expires_at: datetime | None
+
+    @classmethod
+    def of(cls, user: User) -> "TokenHolder":
+        """The user who gave name and password, with their role's scope."""
+        return cls(user.id, user.name, token_id=None, scope=user.role, expires_at=None)
+
+
+class CredentialsRefused(Unauthenticated):
+    """Credentials of a known user that may not be used (revoked, expired, user disabled).
+
+    `holder` says whose they are, for the audit log; the caller is told only why.
+    """
+
+    def __init__(self, message: str, *, holder: TokenHolder) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class TokenCache:
@@ -143,19 +170,22 @@ def authenticate_token(session: Session, *, secret: str) -> TokenHolder:
     token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == key[1]))
     if token is None:
         raise Unauthenticated("the token is not valid")
-    if token.revoked_at is not None:
-        raise Unauthenticated("the token was revoked")
-    if token.expires_at is not None and token.expires_at <= utcnow():
-        raise Unauthenticated(f"the token expired at {token.expires_at.isoformat()}")
-    if not token.user.active:
-        raise Unauthenticated(f"user {token.user.name!r} is disabled")
     holder = TokenHolder(
         user_id=token.user.id,
         user_name=token.user.name,
         token_id=token.id,
-        scope=token.scope,
+        # Never above the user's role now: demoting a user demotes the tokens they hold.
+        scope=token.scope if token.user.role.covers(token.scope) else token.user.role,
         expires_at=token.expires_at,
     )
+    if token.revoked_at is not None:
+        raise CredentialsRefused("the token was revoked", holder=holder)
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        raise CredentialsRefused(
+            f"the token expired at {token.expires_at.isoformat()}", holder=holder
+        )
+    if not token.user.active:
+        raise CredentialsRefused(f"user {token.user.name!r} is disabled", holder=holder)
     token_cache.put(key, holder, generation)
     return holder
 
@@ -177,7 +207,7 @@ def authenticate_password(session: Session, *, name: str, password: str) -> User
     if user is None or not user.password_hash or not verify_password(password, user.password_hash):
         raise Unauthenticated("wrong user name or password")
     if not user.active:
-        raise Unauthenticated(f"user {name!r} is disabled")
+        raise CredentialsRefused(f"user {name!r} is disabled", holder=TokenHolder.of(user))
     return user
 
 
@@ -208,8 +238,9 @@ def create_token(
         (ceiling, f"the credentials used carry scope {ceiling.value}"),
     ):
         if not limit.covers(data.scope):
+            article = "an" if data.scope is Scope.ADMIN else "a"
             raise Forbidden(
-                f"cannot create a {data.scope.value} token: {why}",
+                f"cannot create {article} {data.scope.value} token: {why}",
                 details={"requested": data.scope.value, "allowed": limit.value},
             )
     return _mint(session, user, scope=data.scope, name=data.name, expires_in=data.expires_in)
@@ -297,11 +328,69 @@ def update_user(session: Session, *, name: str, data: UserUpdate) -> User:
     )
     if data.password is not None:
         changes["password_hash"] = hash_password(data.password)
+    if data.active is False or data.role not in (None, Scope.ADMIN):
+        _keep_an_admin(session, user)
     apply_fields(user, changes)
     user.updated_at = utcnow()
     session.flush()
     _forget_tokens(session, lambda holder: holder.user_id == user.id)
     return user
+
+
+def recover_admin(
+    session: Session, *, name: str, actor: Actor, settings: Settings
+) -> tuple[User, str]:
+    """Make `name` an active admin (creating the user if need be) with a new admin token.
+
+    The way back in when no admin can log in: it needs the database, not a token, so only
+    whoever runs the server can use it; the audit log records it all the same.
+    """
+    user = session.scalar(select(User).where(User.name == name))
+    before = None if user is None else {"role": user.role.value, "active": user.active}
+    if user is None:
+        try:
+            data = UserCreate(name=name, role=Scope.ADMIN)
+        except ValidationError as error:
+            raise invalid_fields(error.errors()) from None
+        user = create_user(session, data=data)
+    else:
+        user.role, user.active, user.updated_at = Scope.ADMIN, True, utcnow()
+    token, secret = _mint(session, user, scope=Scope.ADMIN, name="recovery", expires_in=None)
+    _forget_tokens(session, lambda holder: holder.user_id == user.id)
+    audit.record(
+        session,
+        settings=settings,
+        action="recover_admin",
+        target=f"users/{name}",
+        outcome="success",
+        status=200 if before else 201,
+        summary={"before": before, "token_id": token.id},
+        actor=actor,
+        request_id=actor.request_id,
+        client=actor.client,
+    )
+    return user, secret
+
+
+def _keep_an_admin(session: Session, user: User) -> None:
+    """Refuse to disable or demote the last active admin: nobody could administer after.
+
+    The active admins are locked first, in one order: two admins disabling each other at
+    once would otherwise each see the other still active.
+    """
+    if not (user.active and user.role is Scope.ADMIN):
+        return
+    admins = session.scalars(
+        select(User.id)
+        .where(User.role == Scope.ADMIN, User.active.is_(True))
+        .order_by(User.id)
+        .with_for_update()
+    ).all()
+    if set(admins) <= {user.id}:
+        raise Conflict(
+            f"user {user.name!r} is the last active admin: make another user admin first",
+            details={"user": user.name},
+        )
 
 
 # Teams ---------------------------------------------------------------------------------

@@ -1,5 +1,10 @@
 """`metalyard user|team|project|token …` and `metalyard whoami`."""
 
+import dataclasses
+import getpass
+import os
+import socket
+import sys
 from typing import Annotated
 
 import typer
@@ -30,6 +35,18 @@ SetPassword = Annotated[
     bool, typer.Option("--password", help="Ask for a password (lets the user mint tokens).")
 ]
 Members = Annotated[list[str] | None, typer.Option("--member", help="A user name; repeatable.")]
+
+
+def _ask(label: str, *, secret: bool = False) -> str:
+    """Ask on stderr, so that stdout carries only the answer (`$(metalyard token create …)`);
+    from a pipe, read the line given (getpass would wait on the terminal instead)."""
+    if secret and sys.stdin.isatty():
+        return getpass.getpass(f"{label}: ", stream=sys.stderr)
+    typer.echo(f"{label}: ", nl=False, err=True)
+    answer = sys.stdin.readline()
+    if not answer:
+        raise typer.BadParameter(f"no {label} given on standard input")
+    return answer.rstrip("\r\n")
 
 
 def _new_password(wanted: bool) -> dict[str, str]:
@@ -83,6 +100,39 @@ def user_update(
     """Change a user's e-mail, role or password, or disable them (admin)."""
     fields = {**parsing.drop_none(email=email, role=role, active=active), **_new_password(password)}
     show(connect().users.update(name, version=version, **changes(fields)), output)
+
+
+@user.command("recover-admin")
+def user_recover_admin(name: Annotated[str, typer.Argument(help="The user to make admin.")]):
+    """Make NAME an active admin and print a new admin token, once (run on the server).
+
+    For when no admin can log in (the bootstrap token lost, the last admin locked out): it
+    works on the database itself, configured by METALYARD_* variables as for `metalyard
+    serve`, needs no token, and is recorded in the audit log.
+    """
+    from metalyard.auth.actor import Actor
+    from metalyard.auth.service import recover_admin
+    from metalyard.cli.server import load_settings, open_database
+
+    settings = load_settings()
+    database = open_database(settings)
+    actor = dataclasses.replace(Actor.system("recover-admin"), client=_local_account())
+    try:
+        with database.transaction() as session:
+            _, secret = recover_admin(session, name=name, actor=actor, settings=settings)
+    finally:
+        database.dispose()
+    note(f"user {name!r} is an active admin; its new admin token is shown only this once:")
+    typer.echo(secret)
+
+
+def _local_account() -> str:
+    """Who ran a local command, as the audit log's client: user@host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container's uid with no name
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"[:64]
 
 
 # Teams ---------------------------------------------------------------------------------
@@ -210,12 +260,7 @@ def token_create(
     export METALYARD_TOKEN=$(metalyard token create --scope write --expires-in 1h --password)
     """
     seconds = parsing.duration(expires_in)
-    basic = None
-    if password:
-        basic = (
-            typer.prompt("user name", err=True),
-            typer.prompt("password", hide_input=True, err=True),
-        )
+    basic = (_ask("user name"), _ask("password", secret=True)) if password else None
     client = connect(token=not password)
     created = client.tokens.create(scope=scope, name=name, expires_in=seconds, basic=basic)
     if output is not Output.table:
