@@ -107,7 +107,10 @@ def test_errors_are_the_server_classes_with_its_message(writer):
         writer.assets.create(serial="SN1")
     with pytest.raises(ForbiddenTransition) as forbidden:
         writer.assets.transition("SN1", "BAREMETAL", reason="skip ahead")
-    assert str(forbidden.value) == "asset 'SN1' cannot move from DISCOVERED to BAREMETAL"
+    assert str(forbidden.value) == (
+        "asset 'SN1' cannot move from DISCOVERED to BAREMETAL; "
+        "allowed from DISCOVERED: DECOMMISSIONED, EVALUATING, QUARANTINED"
+    )
     assert forbidden.value.details["allowed"] == ["DECOMMISSIONED", "EVALUATING", "QUARANTINED"]
     assert forbidden.value.http_status == 409
     with pytest.raises(StaleVersion):

@@ -8,7 +8,6 @@ import typer
 
 from metalyard.auth.changes.schemas import ChangeRequestOut
 from metalyard.cli.output import Output, note, show
-from metalyard.errors import ForbiddenTransition
 from metalyard.schemas import MAX_PAGE_SIZE
 
 T = TypeVar("T")
@@ -61,18 +60,6 @@ def page(items: Iterator[T], limit: int) -> tuple[list[T], bool]:
 
 def more_exist(shown: int) -> None:
     note(f"showing {shown}; more exist: --all or --limit N")
-
-
-def explained(error: ForbiddenTransition) -> str:
-    """A forbidden move's message with the moves its details allow, as the README promises.
-
-    The server's message names only the two states (unless it says what is allowed itself).
-    """
-    details = error.details if isinstance(error.details, dict) else {}
-    allowed, source = details.get("allowed"), details.get("from")
-    if not isinstance(allowed, list) or "allowed" in error.message:
-        return error.message
-    return f"{error.message}; allowed from {source}: {', '.join(map(str, allowed)) or 'none'}"
 
 
 def parked(change: ChangeRequestOut, output: Output) -> None:

@@ -16,7 +16,6 @@ from metalyard.cli.common import (
     Sort,
     Version,
     changes,
-    explained,
     first,
     limit_of,
     more_exist,
@@ -26,7 +25,7 @@ from metalyard.cli.common import (
 )
 from metalyard.cli.context import connect
 from metalyard.cli.output import Output, OutputOption, listing, note, show
-from metalyard.errors import ForbiddenTransition, InvalidInput, NotFound
+from metalyard.errors import InvalidInput, NotFound
 from metalyard.inventory.lifecycle import AssetState, Health
 from metalyard.sdk import Client
 
@@ -424,11 +423,7 @@ def asset_transition(
     output: OutputOption = Output.table,
 ):
     """Move an asset along its lifecycle; some moves wait for a second person's approval."""
-    try:
-        result = connect().assets.transition(serial, state, reason, version=version)
-    except ForbiddenTransition as error:
-        error.message = explained(error)
-        raise
+    result = connect().assets.transition(serial, state, reason, version=version)
     if isinstance(result, ChangeRequestOut):
         parked(result, output)
     else:

@@ -96,7 +96,7 @@ def lab(
                     running.settle(lambda now, t=title: screen.update(view.census(now, t)))
             else:
                 running.settle(_printing_changes(console))
-            console.print(view.summary(running.summary(), url=running.url, token=running.token))
+            console.print(view.summary(running.summary(), url=running.url))
         _copyable(console, f"metalyard region add lab --url {running.url} --token {running.token}")
         if wait:
             console.print("metalyard stays up for you to look around; Ctrl-C ends the lab")

@@ -517,7 +517,8 @@ def transition(
     if to not in TRANSITIONS[asset.state]:
         allowed = sorted(s.value for s in TRANSITIONS[asset.state])
         raise ForbiddenTransition(
-            f"asset {asset.serial!r} cannot move from {asset.state.value} to {to.value}",
+            f"asset {asset.serial!r} cannot move from {asset.state.value} to {to.value}; "
+            f"allowed from {asset.state.value}: {', '.join(allowed) or 'none'}",
             details={"from": asset.state.value, "to": to.value, "allowed": allowed},
         )
     source = asset.state

@@ -46,7 +46,7 @@ def line(census: Census) -> str:
     return f"{census.elapsed:6.1f} s  {census.settled}/{census.total} settled  {states}"
 
 
-def summary(summary: Summary, *, url: str, token: str) -> RenderableType:
+def summary(summary: Summary, *, url: str) -> RenderableType:
     lines = Table.grid(padding=(0, 2))
     lines.add_row("SPARE", Text(str(summary.spare), style="green"))
     lines.add_row("QUARANTINED", Text(str(summary.quarantined), style="red"))
@@ -74,6 +74,5 @@ def summary(summary: Summary, *, url: str, token: str) -> RenderableType:
     parts += [
         Text(""),
         Text.assemble("API ", (url, "bold"), " (docs at ", (f"{url}/docs", "bold"), ")"),
-        Text(f"metalyard region add lab --url {url} --token {token}", style="dim"),
     ]
     return Panel(Group(*parts), title="the lab", expand=False)
