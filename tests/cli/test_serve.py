@@ -120,11 +120,15 @@ def test_first_start_prints_a_working_token_once(tmp_path):
 def test_a_first_start_on_a_taken_port_keeps_the_token_for_the_next_start(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        refused = metalyard(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(port))
+        refused = metalyard(
+            tmp_path, "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--data-dir", str(tmp_path / "elsewhere"),
+        )  # fmt: skip
     assert refused.returncode == 3
     assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
     assert "token" not in refused.stdout + refused.stderr
-    with serve(tmp_path) as first:
+    assert (tmp_path / "elsewhere" / "metalyard.db").exists()  # the --data-dir it was given
+    with serve(tmp_path, data_dir=str(tmp_path / "elsewhere")) as first:
         token = TOKEN_LINE.search(first.output).group(1)
         assert f"--url {first.url} --token {token}" in first.output
 

@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -39,6 +40,13 @@ def serve(
     port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="Port (default: METALYARD_PORT).")
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the embedded SQLite database lives (default: METALYARD_DATA_DIR).",
+            file_okay=False,
+        ),
+    ] = None,
 ):
     """Run this region's API server, configured by METALYARD_* variables.
 
@@ -51,7 +59,7 @@ def serve(
     from metalyard.api import create_app
     from metalyard.auth.service import bootstrap
 
-    settings = load_settings(host=host, port=port)
+    settings = load_settings(host=host, port=port, data_dir=data_dir)
     # The API needs the flows too: it starts, draws and re-walks runs of them.
     known = load_flows(settings.flow_modules)
     database = open_database(settings)
