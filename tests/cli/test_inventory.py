@@ -302,7 +302,11 @@ def test_stale_version_exits_6(writer_cli):
     enrol(writer_cli, "SN1")
     result = writer_cli("asset", "update", "SN1", "--hostname", "x", "--version", "9")
     assert result.exit_code == 6
-    assert "changed since version 9" in result.stderr
+    assert "has never been at version 9 (now version 1)" in result.stderr
+    writer_cli("asset", "update", "SN1", "--hostname", "y", "--version", "1")
+    result = writer_cli("asset", "update", "SN1", "--hostname", "x", "--version", "1")
+    assert result.exit_code == 6
+    assert "changed since version 1 (now version 2)" in result.stderr
 
 
 def test_invalid_input_exits_7(writer_cli):

@@ -21,12 +21,17 @@ def get_by(session: Session, model: type[M], label: str, **where: Any) -> M:
 
 def check_version(row: Any, expected: int | None, label: str) -> None:
     """Optimistic concurrency: a write based on an old read is refused."""
-    if expected is not None and expected != row.version:
-        raise StaleVersion(
-            f"{label} changed since version {expected} (now version {row.version}); "
-            "read it again and retry",
-            details={"expected": expected, "current": row.version},
-        )
+    if expected is None or expected == row.version:
+        return
+    what = (
+        f"changed since version {expected}"
+        if expected < row.version
+        else f"has never been at version {expected}"
+    )
+    raise StaleVersion(
+        f"{label} {what} (now version {row.version}); read it again and retry",
+        details={"expected": expected, "current": row.version},
+    )
 
 
 def apply_fields(row: Any, changes: dict[str, Any]) -> None:
