@@ -278,8 +278,8 @@ def test_import_names_rows_failing_validation_with_every_other_bad_row(client, r
 @pytest.mark.parametrize(
     ("body", "field", "says"),
     [
-        (b"{not json", "", "Invalid JSON"),
-        (b"[]", "", "should be an object"),
+        (b"{not json", "body", "not valid JSON: key must be a string"),
+        (b"[]", "body", "must be a JSON object"),
         (b'{"assets": []}', "assets", "at least 1 item"),
         (b'{"assets": {}}', "assets", "valid array"),
         (b'{"assets": [{"serial": "A1"}], "dry_run": true}', "dry_run", "Extra inputs"),
