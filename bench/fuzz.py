@@ -124,11 +124,16 @@ class Outcome:
 
 def run_backend(backend: str, args: argparse.Namespace) -> Outcome:
     started = time.perf_counter()
-    with database_url(backend) as url:
+    with (
+        database_url(backend) as url,
+        # its own data directory: the audit log's key file is made there
+        tempfile.TemporaryDirectory(prefix="metalyard-fuzz-data-") as data_dir,
+    ):
         upgrade(url)
         database = Database(url)
         tokens = make_tokens(database)
-        app = create_app(Settings(region="fuzz-1", database_url=url), database)
+        settings = Settings(region="fuzz-1", database_url=url, data_dir=data_dir)
+        app = create_app(settings, database)
         labels = [
             f"{method.upper()} {path}"
             for path, methods in app.openapi()["paths"].items()

@@ -411,7 +411,10 @@ def open_bench(backend: str, seed: int) -> Iterator[Bench]:
                     )
             for name in MACHINE_CLASSES:
                 service.create_machine_class(session, data=MachineClassCreate(name=name))
-        app = create_app(Settings(region="bench-1", database_url=url), database)
+        # Its own data directory: the audit log's key file is made there, not in the home's.
+        data_dir = tempfile.TemporaryDirectory(prefix="metalyard-bench-data-")
+        settings = Settings(region="bench-1", database_url=url, data_dir=data_dir.name)
+        app = create_app(settings, database)
         log = StatementLog(database)
         asgi = DirectAsgi(app, token)
         try:
@@ -420,6 +423,7 @@ def open_bench(backend: str, seed: int) -> Iterator[Bench]:
         finally:
             asgi.close()
             database.dispose()
+            data_dir.cleanup()
 
 
 def post_import(bench: Bench, body: bytes) -> None:
