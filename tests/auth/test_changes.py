@@ -52,7 +52,8 @@ def test_approval_by_another_writer_executes_the_move(client, other):
     assert approved.json()["state"] == "APPROVED" and approved.json()["decided_by"] == "otto"
     assert client.get("/v1/assets/SN1").json()["state"] == "RELEASING"
     history = client.get("/v1/assets/SN1/history").json()["items"]
-    assert history[-1]["actor"] == "wanda (approved by otto)"
+    assert (history[-1]["actor"], history[-1]["approved_by"]) == ("wanda", "otto")
+    assert history[0]["approved_by"] == ""  # enrolled: nobody had to approve
 
 
 def test_approval_needs_write_scope(client, reader):

@@ -3,7 +3,7 @@
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from metalyard.db import Base
 from metalyard.db.engine import alembic_config
@@ -26,4 +26,47 @@ def test_migrations_go_down_and_up_again(tmp_path):
     assert set(inspect(database.engine).get_table_names()) == {"alembic_version"}
     command.upgrade(config, "head")
     assert "assets" in inspect(database.engine).get_table_names()
+    database.dispose()
+
+
+def test_moves_recorded_with_a_folded_approver_are_split_on_upgrade(tmp_path):
+    """Before 0013 an approved move's actor read 'wanda (approved by otto)'."""
+    from metalyard.db import Database
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0012")
+    database = Database(url)
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO assets (serial, hostname, vendor, model, state, health, maintenance,"
+                " bmc_driver, bmc_address, bmc_credential, facts, firmware, version, created_at,"
+                " updated_at) VALUES ('SN1', '', '', '', 'SPARE', 'UNKNOWN', 0, 'fake', '', '',"
+                " '{}', '{}', 1, '2026-01-01', '2026-01-01')"
+            )
+        )
+        for actor in ("wanda (approved by otto)", "system:lab", "odd (approved by) name"):
+            connection.execute(
+                text(
+                    "INSERT INTO asset_state_changes (asset_id, from_state, to_state, actor,"
+                    " reason, request_id, at) SELECT id, NULL, 'SPARE', :actor, '', '',"
+                    " '2026-01-01' FROM assets"
+                ),
+                {"actor": actor},
+            )
+    command.upgrade(config, "head")
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT actor, approved_by FROM asset_state_changes ORDER BY id")
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("wanda", "otto"),
+        ("system:lab", ""),
+        ("odd (approved by) name", ""),
+    ]
+    command.downgrade(config, "0012")
+    with database.engine.connect() as connection:
+        actors = connection.execute(text("SELECT actor FROM asset_state_changes ORDER BY id"))
+        assert actors.scalars().all()[0] == "wanda (approved by otto)"
     database.dispose()

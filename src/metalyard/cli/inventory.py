@@ -49,7 +49,14 @@ ASSET_COLUMNS = [
     ("owner_team", "TEAM"),
     "tags",
 ]
-HISTORY_COLUMNS = ["at", ("from_state", "FROM"), ("to_state", "TO"), "actor", "reason"]
+HISTORY_COLUMNS = [
+    "at",
+    ("from_state", "FROM"),
+    ("to_state", "TO"),
+    "actor",
+    "approved_by",
+    "reason",
+]
 
 
 # Sites ---------------------------------------------------------------------------------

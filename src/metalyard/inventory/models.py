@@ -161,6 +161,8 @@ class AssetStateChange(Base):
     from_state: Mapped[AssetState | None] = mapped_column(_enum(AssetState))
     to_state: Mapped[AssetState] = mapped_column(_enum(AssetState))
     actor: Mapped[str] = mapped_column(String(128))
+    approved_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    """The second person who approved the move (maker-checker); empty if none was needed."""
     reason: Mapped[str] = mapped_column(String(1024), default="")
     request_id: Mapped[str] = mapped_column(String(64), default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -266,6 +266,8 @@ class StateChangeOut(OutSchema):
     from_state: AssetState | None
     to_state: AssetState
     actor: str
+    approved_by: str = ""
+    """The second person who approved the move, when it needed one."""
     reason: str
     request_id: str
     at: datetime

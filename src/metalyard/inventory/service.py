@@ -599,6 +599,7 @@ def _record_move(
         from_state=source,
         to_state=target,
         actor=actor.name,
+        approved_by=actor.approved_by,
         reason=reason,
         request_id=actor.request_id,
     )

@@ -475,7 +475,7 @@ def record(
     """Keep the event, and start its delivery to every subscriber in this transaction."""
     event = OrderEvent(
         order_id=order.id if order else None,
-        actor=actor.name,
+        actor=actor.label,
         kind=kind,
         subject=subject,
         from_state=str(old),
@@ -495,7 +495,7 @@ def record(
         for payload in [_payload(event, order)]
     ]
     if targets:
-        orchestrator.start_runs(session, flow=flows.notify, targets=targets, actor=actor.name)
+        orchestrator.start_runs(session, flow=flows.notify, targets=targets, actor=actor.label)
     return event
 
 

@@ -120,7 +120,8 @@ def approve(session: Session, *, change_id: int, comment: str, actor: Actor) -> 
     """Run the parked command as its requester; a failure is recorded on the request."""
     change = _decide(session, change_id, comment, actor)
     requester = Actor(
-        name=f"{change.requested_by.name} (approved by {actor.name})",
+        name=change.requested_by.name,
+        approved_by=actor.name,
         scope=Scope.WRITE,
         user_id=change.requested_by_id,
         token_id=actor.token_id,
