@@ -102,7 +102,10 @@ def test_run_list_cancel_rewalk_and_conflicts(writer_cli):
     assert "asset:SN1" in listed.stdout and "asset:SN2" not in listed.stdout
     assert "0/4 ended" in listed.stdout
     assert [r["subject"] for r in run_json(writer_cli, "run", "list")] == ["asset:SN2", "asset:SN1"]
-    assert len(run_json(writer_cli, "run", "list", "--limit", "1")) == 1
+    one = writer_cli("run", "list", "--limit", "1", "-o", "json")
+    assert len(json.loads(one.stdout)) == 1
+    assert "showing 1; more exist: --all or --limit N" in one.stderr
+    assert len(run_json(writer_cli, "run", "list", "--all")) == 2
     assert run_json(writer_cli, "run", "list", "--subject", "asset:SN2")[0]["flow"] == (
         "test.satisfied"
     )

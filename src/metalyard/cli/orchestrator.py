@@ -9,7 +9,16 @@ from rich.text import Text
 from rich.tree import Tree
 
 from metalyard.cli import parsing
-from metalyard.cli.common import Limit, first, page_size
+from metalyard.cli.common import (
+    All,
+    Limit,
+    PageLimit,
+    first,
+    limit_of,
+    more_exist,
+    page,
+    page_size,
+)
 from metalyard.cli.context import connect
 from metalyard.cli.output import Output, OutputOption, cell, console, listing, note, show
 from metalyard.errors import NotFound
@@ -28,9 +37,6 @@ run = typer.Typer(help="Runs: one flow applied to one subject, bean by bean.")
 pool = typer.Typer(help="Capacity pools: keyed limits on beans running at once.")
 for _app in (flow, run, pool):
     _app.info.no_args_is_help = True
-
-DEFAULT_LIMIT = 50
-"""Runs pile up like audit entries: show the newest few unless asked for more."""
 
 STATE_STYLES = {
     BeanState.BLOCKED: "dim",
@@ -130,16 +136,19 @@ def run_list(
     ] = None,
     flow_name: Annotated[str | None, typer.Option("--flow", help="Only runs of this flow.")] = None,
     subject: Annotated[str | None, typer.Option(help="Only runs on this subject.")] = None,
-    limit: Annotated[int, typer.Option(min=0, help="Show at most this many; 0 for all.")] = (
-        DEFAULT_LIMIT
-    ),
+    limit: PageLimit = None,
+    everything: All = False,
     output: OutputOption = Output.table,
 ):
-    """List runs, newest first."""
+    """List runs, newest first; says when more exist than it shows."""
+    limit = limit_of(limit, everything)
     runs = connect().runs.list(
         state=state, flow=flow_name, subject=subject, page_size=page_size(limit)
     )
-    listing(first(runs, limit), output, RUN_COLUMNS)
+    shown, more = page(runs, limit)
+    listing(shown, output, RUN_COLUMNS)
+    if more:
+        more_exist(limit)
 
 
 @run.command("show")
