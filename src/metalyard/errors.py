@@ -70,7 +70,13 @@ def _said(problem: dict[str, Any]) -> tuple[str, str]:
         return "body", "required: send a JSON object"
     if not loc and kind in ("model_type", "model_attributes_type", "dict_type"):
         return "body", "must be a JSON object"
-    return dotted(loc), problem["msg"].removeprefix("Value error, ")  # our validators' words
+    return dotted(loc), message_of(problem)
+
+
+def message_of(problem: dict[str, Any]) -> str:
+    """pydantic's message for a problem, less the "Value error, " it puts before the words
+    of our own validators."""
+    return problem["msg"].removeprefix("Value error, ")
 
 
 class PayloadTooLarge(MetalyardError):

@@ -250,6 +250,17 @@ def test_import_with_bad_rows_writes_nothing_and_names_each_row(client, rack):
     assert serials(client) == ["TAKEN"]
 
 
+def test_a_rule_of_ours_reads_the_same_in_an_import_row_as_in_a_create(client):
+    eno1 = [{"name": "eno1", "mac": f"52:54:00:00:03:0{n}"} for n in (1, 2)]
+    created = client.post("/v1/assets", json={"serial": "A1", "interfaces": eno1})
+    imported = client.post(
+        "/v1/assets/import", json={"assets": [{"serial": "A1", "interfaces": eno1}]}
+    )
+    said = {"field": "interfaces", "message": "interface names repeat: eno1"}
+    assert {k: created.json()["details"][0][k] for k in said} == said
+    assert {k: imported.json()["details"][0][k] for k in said} == said
+
+
 def test_import_names_rows_failing_validation_with_every_other_bad_row(client, rack):
     enrol(client, "TAKEN")
     rows = [

@@ -49,6 +49,7 @@ from metalyard.errors import (
     NotFound,
     dotted,
     invalid_fields,
+    message_of,
 )
 from metalyard.inventory.documents import UNSTORED, AssetDocument, built, documents, store
 from metalyard.inventory.lifecycle import TRANSITIONS, AssetState, Health, approval_action
@@ -740,7 +741,7 @@ def _invalid_rows(
             "row": p["loc"][1],
             "serial": _field(listed[p["loc"][1]], "serial"),
             "field": dotted(p["loc"][2:]),
-            "message": p["msg"],
+            "message": message_of(p),
         }
         for p in problems
     ]
