@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from metalyard.api.deps import READ_METHODS, authorize, refuse_nul_characters
 from metalyard.auth.audit import service as audit
+from metalyard.auth.audit.models import Outcome
 from metalyard.db import Database
 from metalyard.errors import MetalyardError
 from metalyard.schemas import ErrorBody
@@ -200,12 +201,12 @@ def _item_fields(routes: list[Any], collection: str) -> list[str]:
     return []
 
 
-def _outcome(status: int) -> str:
+def _outcome(status: int) -> Outcome:
     if status < 400:
-        return "success"
+        return Outcome.SUCCESS
     if status in (401, 403):
-        return "denied"
-    return "rejected" if status < 500 else "error"
+        return Outcome.DENIED
+    return Outcome.REJECTED if status < 500 else Outcome.ERROR
 
 
 def _status_of(error: Exception) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from metalyard.auth.actor import Actor
 from metalyard.auth.audit import service as audit
+from metalyard.auth.audit.models import Outcome
 from metalyard.auth.models import ApiToken, Project, Team, User
 from metalyard.auth.schemas import (
     ProjectCreate,
@@ -362,7 +363,7 @@ def recover_admin(
         settings=settings,
         action="recover_admin",
         target=f"users/{name}",
-        outcome="success",
+        outcome=Outcome.SUCCESS,
         status=200 if before else 201,
         summary={"before": before, "token_id": token.id},
         actor=actor,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, text, update
+from sqlalchemy import Row, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from metalyard.auth.actor import Actor
@@ -81,7 +81,7 @@ def record(
     settings: Settings,
     action: str,
     target: str,
-    outcome: str,
+    outcome: Outcome,
     status: int,
     summary: dict[str, Any],
     actor: Actor | None,
@@ -97,9 +97,7 @@ def record(
     _lock_chain(session)
     keys = AuditKeys.from_settings(settings)  # after the lock: a key rotation has finished
     seal = session.get(AuditSeal, _SEAL_ID, populate_existing=True)
-    last = session.execute(
-        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
+    last = _last_entry(session)
     seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS)
     sealed = seal is not None and _seal_holds(seal, keys)
     if sealed:
@@ -141,9 +139,7 @@ def seal(session: Session, *, settings: Settings) -> AuditSeal | None:
     _lock_chain(session)
     if session.get(AuditSeal, _SEAL_ID) is not None:
         return None
-    last = session.execute(
-        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
+    last = _last_entry(session)
     if last is None:
         return None
     first_keyed = session.scalar(
@@ -191,6 +187,13 @@ def rotate_key(session: Session, *, keys: AuditKeys, batch: int = 5000) -> int:
         _set_seal(current, current.seq, current.hash, keys)
     session.flush()
     return count
+
+
+def _last_entry(session: Session) -> Row | None:
+    """The (seq, hash) of the newest entry written, sealed or not."""
+    return session.execute(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
 
 
 def _lock_chain(session: Session) -> None:
