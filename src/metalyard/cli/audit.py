@@ -6,10 +6,10 @@ import typer
 
 from metalyard.auth.audit.models import Outcome
 from metalyard.cli import parsing
-from metalyard.cli.common import All, PageLimit, limit_of, more_exist, page, page_size
+from metalyard.cli.common import All, PageLimit, limit_of, list_page, page_size
 from metalyard.cli.context import connect
 from metalyard.cli.exit_codes import ExitCode
-from metalyard.cli.output import Output, OutputOption, listing, note, show
+from metalyard.cli.output import Output, OutputOption, note, show
 
 audit = typer.Typer(help="The audit log: who changed what, and whether it was tampered with.")
 audit.info.no_args_is_help = True
@@ -46,10 +46,7 @@ def audit_list(
         until=parsing.moment(until),
         page_size=page_size(limit),
     )
-    shown, more = page(entries, limit)
-    listing(shown, output, COLUMNS)
-    if more:
-        more_exist(limit)
+    list_page(entries, limit, output, COLUMNS)
 
 
 @audit.command("verify")

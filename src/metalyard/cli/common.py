@@ -1,13 +1,14 @@
 """Options and helpers several command modules share."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel
 
 from metalyard.auth.changes.schemas import ChangeRequestOut
-from metalyard.cli.output import Output, note, show
+from metalyard.cli.output import Column, Output, listing, note, show
 from metalyard.schemas import MAX_PAGE_SIZE
 
 T = TypeVar("T")
@@ -52,14 +53,15 @@ def limit_of(limit: int | None, everything: bool) -> int:
     return 0 if everything else DEFAULT_LIMIT if limit is None else limit
 
 
-def page(items: Iterator[T], limit: int) -> tuple[list[T], bool]:
-    """The first `limit` items (every one for 0), and whether more exist."""
+def list_page(
+    items: Iterator[BaseModel], limit: int, output: Output, columns: Sequence[Column]
+) -> None:
+    """The first `limit` items (every one for 0) as a listing; on stderr, whether more exist
+    (the page size asked for one more to tell)."""
     taken = list(islice(items, limit + 1) if limit else items)
-    return taken[: limit or None], bool(limit) and len(taken) > limit
-
-
-def more_exist(shown: int) -> None:
-    note(f"showing {shown}; more exist: --all or --limit N")
+    listing(taken[: limit or None], output, columns)
+    if limit and len(taken) > limit:
+        note(f"showing {limit}; more exist: --all or --limit N")
 
 
 def parked(change: ChangeRequestOut, output: Output) -> None:

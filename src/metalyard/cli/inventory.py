@@ -18,8 +18,7 @@ from metalyard.cli.common import (
     changes,
     first,
     limit_of,
-    more_exist,
-    page,
+    list_page,
     page_size,
     parked,
 )
@@ -332,10 +331,7 @@ def asset_list(
         sort=sort,
         page_size=page_size(limit),
     )
-    shown, more = page(assets, limit)
-    listing(shown, output, ASSET_COLUMNS)
-    if more:
-        more_exist(limit)
+    list_page(assets, limit, output, ASSET_COLUMNS)
 
 
 @asset.command("show")

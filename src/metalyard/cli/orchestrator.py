@@ -15,8 +15,7 @@ from metalyard.cli.common import (
     PageLimit,
     first,
     limit_of,
-    more_exist,
-    page,
+    list_page,
     page_size,
 )
 from metalyard.cli.context import connect
@@ -145,10 +144,7 @@ def run_list(
     runs = connect().runs.list(
         state=state, flow=flow_name, subject=subject, page_size=page_size(limit)
     )
-    shown, more = page(runs, limit)
-    listing(shown, output, RUN_COLUMNS)
-    if more:
-        more_exist(limit)
+    list_page(runs, limit, output, RUN_COLUMNS)
 
 
 @run.command("show")
