@@ -13,7 +13,7 @@ from metalyard.drivers.models import BmcCredential
 from metalyard.drivers.schemas import BmcCredentialCreate
 from metalyard.drivers.service import create_credential
 from metalyard.secrets import Keyring, SecretKeyError, configured_keys
-from tests.peers.bmcs import BMC_PASSWORD, BMC_USER, RedfishEmulator
+from tests.peers.bmcs import BMC_PASSWORD, BMC_USER, LOOPBACK, RedfishEmulator
 
 
 @pytest.fixture
@@ -33,7 +33,8 @@ def enrol(cli, serial: str, driver: str, address: str, credential: str = "fleet"
 
 def test_credentials_take_the_password_from_stdin_and_never_show_it(admin_cli):
     result = admin_cli(
-        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--password-stdin",
+        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--network", LOOPBACK,
+        "--password-stdin",
         input=f"{BMC_PASSWORD}\n",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -47,7 +48,8 @@ def test_credentials_take_the_password_from_stdin_and_never_show_it(admin_cli):
 
 def test_power_boot_check_firmware_and_sensors_over_redfish(admin_cli, redfish):
     admin_cli(
-        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--password-stdin",
+        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--network", LOOPBACK,
+        "--password-stdin",
         input=f"{BMC_PASSWORD}\n",
     )  # fmt: skip
     enrol(admin_cli, "SN-CLI-RF", "redfish", redfish.system_url(6))
@@ -79,7 +81,8 @@ def test_power_boot_check_firmware_and_sensors_over_redfish(admin_cli, redfish):
 
 def test_ipmi_power_and_boot_are_read_back_by_ipmitool(admin_cli, ipmi, ipmitool):
     admin_cli(
-        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--password-stdin",
+        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--network", LOOPBACK,
+        "--password-stdin",
         input=f"{BMC_PASSWORD}\n",
     )  # fmt: skip
     enrol(admin_cli, "SN-CLI-IPMI", "ipmi", ipmi.address(1))
@@ -91,7 +94,8 @@ def test_ipmi_power_and_boot_are_read_back_by_ipmitool(admin_cli, ipmi, ipmitool
 
 def test_a_bmc_failure_prints_the_bmcs_message_and_exits_11(admin_cli, redfish):
     admin_cli(
-        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--password-stdin",
+        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--network", LOOPBACK,
+        "--password-stdin",
         input="wrong-password\n",
     )  # fmt: skip
     enrol(admin_cli, "SN-CLI-BAD", "redfish", redfish.system_url(5))
@@ -106,9 +110,37 @@ def test_a_bmc_failure_prints_the_bmcs_message_and_exits_11(admin_cli, redfish):
     assert "cannot be reached" in result.stderr
 
 
+def test_a_credential_reaches_only_its_networks(admin_cli, redfish):
+    result = admin_cli(
+        "bmc-credential", "create", "fleet", "--username", BMC_USER, "--network", "10.20.0.0/16",
+        "--password-stdin",
+        input=f"{BMC_PASSWORD}\n",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    enrol(admin_cli, "SN-CLI-NET", "redfish", redfish.system_url(4))
+    refused = admin_cli("asset", "power", "on", "SN-CLI-NET")
+    assert refused.exit_code == ExitCode.CONFLICT
+    assert "outside the networks BMC credential 'fleet' may be sent into" in refused.stderr
+
+    result = admin_cli(
+        "bmc-credential", "update", "fleet",
+        "--network", "10.20.0.0/16", "--network", LOOPBACK, "--network", "10.20.0.0/16",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    listed = admin_cli("bmc-credential", "list", "-o", "json")
+    assert json.loads(listed.stdout)[0]["networks"] == ["10.20.0.0/16", LOOPBACK]
+    assert admin_cli("asset", "power", "on", "SN-CLI-NET").exit_code == 0
+
+    result = admin_cli("bmc-credential", "update", "fleet", "--network", "10.20.0.1/16")
+    assert result.exit_code == ExitCode.INVALID_INPUT
+    assert "did you mean 10.20.0.0/16?" in result.stderr
+
+
 def _store_credential(database, settings: Settings) -> None:
     with database.transaction() as session:
-        data = BmcCredentialCreate(name="fleet", username=BMC_USER, password=BMC_PASSWORD)
+        data = BmcCredentialCreate(
+            name="fleet", username=BMC_USER, password=BMC_PASSWORD, networks=[LOOPBACK]
+        )
         create_credential(session, data=data, keyring=Keyring.from_settings(settings))
 
 
@@ -159,7 +191,8 @@ def test_power_on_waits_for_a_bmc_that_takes_seconds(admin_cli):
     emulator = RedfishEmulator(count=1, instant_power=False).start()
     try:
         admin_cli(
-            "bmc-credential", "create", "slow", "--username", BMC_USER, "--password-stdin",
+            "bmc-credential", "create", "slow", "--username", BMC_USER, "--network", LOOPBACK,
+        "--password-stdin",
             input=f"{BMC_PASSWORD}\n",
         )  # fmt: skip
         enrol(admin_cli, "SN-CLI-SLOW", "redfish", emulator.system_url(0), credential="slow")

@@ -1,5 +1,7 @@
 """The Alembic migrations build exactly the schema the models declare, on both backends."""
 
+import json
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -69,4 +71,29 @@ def test_moves_recorded_with_a_folded_approver_are_split_on_upgrade(tmp_path):
     with database.engine.connect() as connection:
         actors = connection.execute(text("SELECT actor FROM asset_state_changes ORDER BY id"))
         assert actors.scalars().all()[0] == "wanda (approved by otto)"
+    database.dispose()
+
+
+def test_credentials_stored_before_networks_existed_keep_reaching_anywhere(tmp_path):
+    """0014 gives old credentials 0.0.0.0/0 and ::/0: an upgrade breaks no BMC call, and
+    the list shows what an admin should narrow."""
+    from metalyard.db import Database
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0013")
+    database = Database(url)
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO bmc_credentials (name, username, password_encrypted, version,"
+                " created_at, updated_at) VALUES ('old', 'root', 'gAAAA', 1, '2026-01-01',"
+                " '2026-01-01')"
+            )
+        )
+    command.upgrade(config, "head")
+    with database.engine.connect() as connection:
+        stored = connection.execute(text("SELECT networks FROM bmc_credentials")).scalar_one()
+    assert json.loads(stored) == ["0.0.0.0/0", "::/0"]
+    command.downgrade(config, "0013")
     database.dispose()

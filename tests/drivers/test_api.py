@@ -1,15 +1,17 @@
 """BMC credentials and an asset's BMC through the REST API, against the real emulators."""
 
+import pytest
 from sqlalchemy import select
 
 from metalyard.drivers.models import BmcCredential
-from tests.peers.bmcs import BMC_PASSWORD, BMC_USER
+from tests.peers.bmcs import BMC_PASSWORD, BMC_USER, LOOPBACK
 
 
-def add_credential(admin, name: str = "fleet", password: str = BMC_PASSWORD):
-    answer = admin.post(
-        "/v1/bmc-credentials", json={"name": name, "username": BMC_USER, "password": password}
-    )
+def add_credential(
+    admin, name: str = "fleet", password: str = BMC_PASSWORD, networks: tuple = (LOOPBACK,)
+):
+    body = {"name": name, "username": BMC_USER, "password": password, "networks": networks}
+    answer = admin.post("/v1/bmc-credentials", json=body)
     assert answer.status_code == 201, answer.text
     return answer
 
@@ -27,7 +29,7 @@ def add_asset(client, serial: str, driver: str, address: str, credential: str = 
 
 def test_passwords_are_never_returned_and_are_encrypted_at_rest(admin, client, database):
     created = add_credential(admin).json()
-    assert set(created) == {"name", "username", "created_at", "updated_at", "version"}
+    assert set(created) == {"name", "username", "networks", "created_at", "updated_at", "version"}
     for answer in (
         client.get("/v1/bmc-credentials/fleet"),
         client.get("/v1/bmc-credentials"),
@@ -42,7 +44,7 @@ def test_passwords_are_never_returned_and_are_encrypted_at_rest(admin, client, d
 
 
 def test_only_admins_manage_credentials(client, admin):
-    body = {"name": "x", "username": "u", "password": "p"}
+    body = {"name": "x", "username": "u", "password": "p", "networks": [LOOPBACK]}
     assert client.post("/v1/bmc-credentials", json=body).status_code == 403
     add_credential(admin, "x")
     assert client.patch("/v1/bmc-credentials/x", json={"password": "q"}).status_code == 403
@@ -126,3 +128,80 @@ def test_fake_assets_need_nothing_set(client):
         "state": "on"
     }
     assert client.get("/v1/assets/NOPE/power").status_code == 404
+
+
+def test_a_credential_is_never_sent_outside_its_networks(admin, client, rogue):
+    """A write user points an asset at a host of their own: nothing is sent there."""
+    add_credential(admin, networks=("10.20.0.0/16",))
+    add_asset(client, "SN-ROGUE", "redfish", rogue.url)
+    for call in (
+        lambda: client.get("/v1/assets/SN-ROGUE/power"),
+        lambda: client.post("/v1/assets/SN-ROGUE/power", json={"action": "on"}),
+        lambda: client.post("/v1/assets/SN-ROGUE/bmc/check"),
+    ):
+        answer = call()
+        assert answer.status_code == 409, answer.text
+        message = answer.json()["message"]
+        assert "127.0.0.1 is outside the networks BMC credential 'fleet'" in message
+        assert "(10.20.0.0/16)" in message and "bmc-credential update fleet" in message
+    assert rogue.seen == []
+
+    widened = admin.patch(
+        "/v1/bmc-credentials/fleet", json={"networks": ["10.20.0.0/16", "127.0.0.1/32"]}
+    )
+    assert widened.json()["networks"] == ["10.20.0.0/16", "127.0.0.1/32"]
+    client.get("/v1/assets/SN-ROGUE/power")
+    assert rogue.seen, "inside its networks, the credential is used"
+
+
+def test_a_bmc_host_name_is_checked_by_every_address_it_resolves_to(admin, client, redfish):
+    add_credential(admin, networks=(LOOPBACK, "::1/128"))
+    add_asset(
+        client, "SN-NAMED", "redfish", redfish.system_url(2).replace("127.0.0.1", "localhost")
+    )
+    assert client.get("/v1/assets/SN-NAMED/power").status_code == 200
+
+    admin.patch("/v1/bmc-credentials/fleet", json={"networks": ["10.0.0.0/8"]})
+    answer = client.get("/v1/assets/SN-NAMED/power")
+    assert answer.status_code == 409
+    assert "BMC address localhost (" in answer.json()["message"]
+    assert "127.0.0.1" in answer.json()["details"]["outside"]
+
+    add_asset(client, "SN-NOWHERE", "redfish", "http://no-such-bmc.invalid/redfish/v1/Systems/1")
+    answer = client.get("/v1/assets/SN-NOWHERE/power")
+    assert answer.status_code == 503
+    assert "'no-such-bmc.invalid' cannot be resolved" in answer.json()["message"]
+
+
+def test_ipmi_addresses_are_checked_too_and_fake_ones_reach_no_network(admin, client, ipmi):
+    add_credential(admin, networks=("192.168.0.0/16",))
+    add_asset(client, "SN-IPMI-OUT", "ipmi", ipmi.address(2))
+    before = ipmi.ipmitool(2, "power", "status")
+    action = "off" if "is on" in before else "on"
+    answer = client.post("/v1/assets/SN-IPMI-OUT/power", json={"action": action})
+    assert answer.status_code == 409
+    assert "outside the networks" in answer.json()["message"]
+    assert ipmi.ipmitool(2, "power", "status") == before
+
+    add_asset(client, "SN-FAKE-CRED", "fake", "fake-cred")
+    assert client.get("/v1/assets/SN-FAKE-CRED/power").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("networks", "problem"),
+    [
+        (None, "Field required"),
+        ([], "at least 1 item"),
+        (["10.0.0.5/8"], "did you mean 10.0.0.0/8?"),
+        (["10.0.0.0"], "has no prefix length"),
+        (["bmc-net/24"], "not a CIDR prefix"),
+    ],
+)
+def test_a_credential_must_say_where_it_may_be_sent(admin, networks, problem):
+    body = {"name": "x", "username": "u", "password": "p", "networks": networks}
+    answer = admin.post(
+        "/v1/bmc-credentials", json={k: v for k, v in body.items() if v is not None}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["details"][0]["field"].startswith("networks")
+    assert problem in answer.json()["message"]

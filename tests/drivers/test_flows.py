@@ -8,7 +8,8 @@ import pytest
 from metalyard.auth.actor import Actor
 from metalyard.drivers import PowerState
 from metalyard.drivers.fake import FLEET
-from metalyard.drivers.service import SubjectDrivers
+from metalyard.drivers.schemas import BmcCredentialCreate
+from metalyard.drivers.service import SubjectDrivers, create_credential
 from metalyard.inventory import service as inventory
 from metalyard.inventory.schemas import AssetCreate
 from metalyard.orchestrator import service as orchestrator
@@ -16,6 +17,7 @@ from metalyard.orchestrator.beans import Subject
 from metalyard.orchestrator.flows import flows
 from metalyard.orchestrator.states import RunState
 from metalyard.orchestrator.worker import Worker
+from metalyard.secrets import Keyring
 from tests.orchestrator import flows as _test_flows  # noqa: F401  (registers test.power_on)
 from tests.orchestrator.conftest import wait_until_finished
 
@@ -29,11 +31,11 @@ def bmc_worker(database, settings):
     worker.stop()
 
 
-def start(database, serial: str, address: str) -> int:
+def start(database, serial: str, address: str, **bmc: str) -> int:
     with database.transaction() as session:
         inventory.create_asset(
             session,
-            data=AssetCreate(serial=serial, bmc_driver="fake", bmc_address=address),
+            data=AssetCreate(serial=serial, bmc_address=address, **{"bmc_driver": "fake", **bmc}),
             actor=Actor.system("test", request_id="req-1"),
         )
         run = orchestrator.start_run(
@@ -74,3 +76,20 @@ def test_a_fatal_bmc_error_fails_the_bean_with_the_bmcs_message(database, bmc_wo
     failed = bean(database, run_id)
     assert failed.attempts == 1
     assert "BMC firmware image corrupted" in failed.reason
+
+
+def test_a_bean_never_sends_a_credential_outside_its_networks(
+    database, settings, bmc_worker, rogue, request
+):
+    name = f"oob-{request.node.callspec.id}"
+    with database.transaction() as session:
+        data = BmcCredentialCreate(
+            name=name, username="root", password="pw", networks=["10.0.0.0/8"]
+        )
+        create_credential(session, data=data, keyring=Keyring.from_settings(settings))
+    serial = f"SN-ROGUE-{request.node.callspec.id}"
+    run_id = start(database, serial, rogue.url, bmc_driver="redfish", bmc_credential=name)
+    (run,) = wait_until_finished(database, [run_id])
+    assert run.state is RunState.FAILED
+    assert "outside the networks BMC credential" in bean(database, run_id).reason
+    assert rogue.seen == []

@@ -23,6 +23,8 @@ BMC_USERS = (BMC_USER, "operator", "viewer")
 """Accounts of every emulated Redfish BMC, all with BMC_PASSWORD."""
 BMC_PASSWORD = "Sup3r-S3cret-BMC-pw"
 """Known to the tests, so a test can prove it never reaches a log."""
+LOOPBACK = "127.0.0.0/8"
+"""Where every emulated BMC answers: the networks the tests' credentials may be sent into."""
 
 
 class RedfishEmulator(lab.RedfishEmulator):

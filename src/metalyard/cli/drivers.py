@@ -16,12 +16,20 @@ credential = typer.Typer(help="BMC logins, by name; assets point at one.", no_ar
 power = typer.Typer(help="Power an asset on or off through its BMC.", no_args_is_help=True)
 bmc = typer.Typer(help="An asset's BMC itself.", no_args_is_help=True)
 
-CREDENTIAL_COLUMNS = ["name", "username", "updated_at", "version"]
+CREDENTIAL_COLUMNS = ["name", "username", "networks", "updated_at", "version"]
 FIRMWARE_COLUMNS = ["name", "version", "updatable"]
 SENSOR_COLUMNS = ["kind", "name", "value", "unit", "status"]
 
 Serial = Annotated[str, typer.Argument(help="The asset's serial number.")]
 Username = Annotated[str | None, typer.Option(help="The BMC user name.")]
+NETWORK_HELP = (
+    "A prefix the credential may be sent into, like 10.20.0.0/16; repeat for more. A BMC "
+    "address outside them is refused. 0.0.0.0/0 and ::/0 allow anywhere."
+)
+Networks = Annotated[list[str], typer.Option("--network", help=NETWORK_HELP)]
+NewNetworks = Annotated[
+    list[str] | None, typer.Option("--network", help=f"{NETWORK_HELP} Replaces the list.")
+]
 PasswordStdin = Annotated[
     bool,
     typer.Option(
@@ -62,12 +70,17 @@ def credential_show(name: str, output: OutputOption = Output.table):
 def credential_create(
     name: str,
     username: Annotated[str, typer.Option(help="The BMC user name.")],
+    network: Networks,
     password_stdin: PasswordStdin = False,
     output: OutputOption = Output.table,
 ):
-    """Store a BMC login (admin); the password is asked for, encrypted, never shown again."""
+    """Store a BMC login (admin) and the networks its BMCs are in; the password is asked
+    for, encrypted, never shown again."""
     password = _password(password_stdin)
-    show(connect().bmc_credentials.create(name, username=username, password=password), output)
+    created = connect().bmc_credentials.create(
+        name, username=username, password=password, networks=network
+    )
+    show(created, output)
 
 
 @credential.command("update")
@@ -76,14 +89,16 @@ def credential_update(
     username: Username = None,
     password: Annotated[bool, typer.Option("--password", help="Ask for a new password.")] = False,
     password_stdin: PasswordStdin = False,
+    network: NewNetworks = None,
     version: Version = None,
     output: OutputOption = Output.table,
 ):
-    """Change a BMC credential's user name or password (admin)."""
+    """Change a BMC credential's user name, password or networks (admin)."""
     secret = _password(password_stdin) if password or password_stdin else None
-    changes({k: v for k, v in {"username": username, "password": secret}.items() if v})
+    fields = {"username": username, "password": secret, "networks": network}
+    changes({k: v for k, v in fields.items() if v})
     updated = connect().bmc_credentials.update(
-        name, username=username, password=secret, version=version
+        name, username=username, password=secret, networks=network, version=version
     )
     show(updated, output)
 

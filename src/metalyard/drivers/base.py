@@ -239,6 +239,11 @@ class Driver:
         self.target = target
 
     @classmethod
+    def host(cls, address: str) -> str | None:
+        """The host a BMC address connects to; None where the driver reaches no network."""
+        return None
+
+    @classmethod
     def capabilities(cls) -> frozenset[Capability]:
         return frozenset(i.capability for i in INTERFACES if issubclass(cls, i))
 

@@ -99,6 +99,10 @@ class IpmiDriver(Driver, Power, Boot, Inventory, Health, EventLog):
         self._host, self._port = split_address(target.address)
         self._key = (self._host, self._port, target.username, target.password)
 
+    @classmethod
+    def host(cls, address: str) -> str | None:
+        return split_address(address)[0]
+
     def _login(self) -> ipmi_command.Command:
         return ipmi_command.Command(
             bmc=self._host,

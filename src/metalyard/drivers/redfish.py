@@ -309,6 +309,10 @@ class RedfishDriver(Driver, Power, Boot, Inventory, Firmware, Bios, Health, Even
         self._base_url, self._system_path = split_address(target.address)
         self._sessions = sessions
 
+    @classmethod
+    def host(cls, address: str) -> str | None:
+        return urlsplit(split_address(address)[0]).hostname
+
     def _call(self, work: Callable[[sushy.Sushy], T]) -> T:
         def attempt() -> T:
             with self._sessions.root(self.target, self._base_url) as root:

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from metalyard.drivers.base import (
     BootDevice,
@@ -13,27 +13,42 @@ from metalyard.drivers.base import (
     PowerAction,
     PowerState,
 )
+from metalyard.network.schemas import Cidr
 from metalyard.schemas import Name, OutSchema, Schema, Unset
 
 Username = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Networks = Annotated[
+    list[Cidr],
+    AfterValidator(lambda networks: list(dict.fromkeys(networks))),
+    Field(
+        min_length=1,
+        max_length=256,
+        description="The prefixes this credential may be sent into, like 10.20.0.0/16: a BMC "
+        "address outside them is refused before any connection. 0.0.0.0/0 and ::/0 allow "
+        "anywhere.",
+    ),
+]
 
 
 class BmcCredentialCreate(Schema):
     name: Name
     username: Username
     password: Password = Field(json_schema_extra={"writeOnly": True})
+    networks: Networks
 
 
 class BmcCredentialUpdate(Schema):
     username: Username | Unset = None
     password: Password | Unset = Field(None, json_schema_extra={"writeOnly": True})
+    networks: Networks | Unset = None
     version: int | None = Field(None, description="Refuse the change if the credential moved on.")
 
 
 class BmcCredentialOut(OutSchema):
     name: str
     username: str
+    networks: list[str]
     created_at: datetime
     updated_at: datetime
     version: int

@@ -30,6 +30,8 @@ class Bmcs:
     of boots and power-offs."""
 
     driver = ""
+    networks = ("127.0.0.0/8",)
+    """Where the lab's BMCs answer: the lab's credential is sent nowhere else."""
 
     def __init__(self) -> None:
         self.password = secrets.token_urlsafe(16)

@@ -126,7 +126,9 @@ def _approve_as_checker(client: Client, change_id: int) -> None:
 def rack(client: Client, number: str, machines: list[SimulatedMachine], bmcs: Bmcs) -> None:
     """The delivery is racked: each server scanned in with its slot, BMC and MACs."""
     client.purchase_orders.move_stage(number, 1, "delivered")
-    client.bmc_credentials.create("lab", username=BMC_USER, password=bmcs.password)
+    client.bmc_credentials.create(
+        "lab", username=BMC_USER, password=bmcs.password, networks=list(bmcs.networks)
+    )
     client.assets.import_([enrolment(machine, bmcs) for machine in known(machines)])
     client.purchase_orders.move_stage(number, 1, "racked")
 

@@ -1,6 +1,6 @@
 """BMC credentials and an asset's BMC: `client.bmc_credentials`, `client.bmc`."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from metalyard.drivers.base import BootDevice, BootMode, PowerAction
@@ -27,8 +27,16 @@ class BmcCredentials(Namespace):
     def get(self, name: str) -> BmcCredentialOut:
         return self._http.get(self._item(name), BmcCredentialOut)
 
-    def create(self, name: str, *, username: str, password: str) -> BmcCredentialOut:
-        payload = {"name": name, "username": username, "password": password}
+    def create(
+        self, name: str, *, username: str, password: str, networks: Sequence[str]
+    ) -> BmcCredentialOut:
+        """`networks`: the prefixes its BMCs are in; it is never sent anywhere else."""
+        payload = {
+            "name": name,
+            "username": username,
+            "password": password,
+            "networks": list(networks),
+        }
         return self._http.send("POST", self.path, BmcCredentialOut, json=payload)
 
     def update(
@@ -37,9 +45,14 @@ class BmcCredentials(Namespace):
         *,
         username: str | None = None,
         password: str | None = None,
+        networks: Sequence[str] | None = None,
         version: int | None = None,
     ) -> BmcCredentialOut:
-        fields: dict[str, Any] = {"username": username, "password": password}
+        fields: dict[str, Any] = {
+            "username": username,
+            "password": password,
+            "networks": None if networks is None else list(networks),
+        }
         payload = with_version({k: v for k, v in fields.items() if v is not None}, version)
         return self._http.send("PATCH", self._item(name), BmcCredentialOut, json=payload)
 
