@@ -247,6 +247,7 @@ def test_import_with_bad_rows_writes_nothing_and_names_each_row(client, rack):
         (3, "serial"),
         (4, "machine_class"),
     ]
+    assert body["details"][2]["first_row"] == 0
     assert serials(client) == ["TAKEN"]
 
 

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from metalyard.cli.output import note
 from metalyard.errors import InvalidInput
 
 LIST_SEPARATOR = ";"
-_ROW = re.compile(r"\brow (\d+)\b")
 
 
 @dataclass
@@ -69,8 +67,9 @@ def read(path: Path) -> list[Row]:
 def server_problems(error: InvalidInput, rows: list[Row]) -> list[Problem]:
     """The server's per-row errors, named by line or item of the file.
 
-    The server counts rows from 0, in `row` and in messages such as "serial repeats row 0";
-    both are turned into the file's own numbering, so one message speaks of one kind of place.
+    The server counts rows from 0, in `row`, and in `first_row` with messages such as
+    "serial repeats row 0"; both are turned into the file's own numbering, so one message
+    speaks of one kind of place.
     """
     problems = []
     for detail in error.details if isinstance(error.details, list) else []:
@@ -83,7 +82,10 @@ def server_problems(error: InvalidInput, rows: list[Row]) -> list[Problem]:
         row = rows[index] if isinstance(index, int) and 0 <= index < len(rows) else None
         serial = detail.get("serial") or (row.fields.get("serial") if row else "") or ""
         where = row.where if row else ""
-        message = _ROW.sub(lambda m: _where(rows, int(m[1])), str(detail.get("message", "")))
+        message = str(detail.get("message", ""))
+        first = detail.get("first_row")
+        if isinstance(first, int):
+            message = message.replace(f"row {first}", _where(rows, first))
         problems.append(Problem(where, str(serial), field, message))
     return problems
 

@@ -942,8 +942,10 @@ def _field(row: Any, name: str) -> Any:
     return row.get(name) if isinstance(row, dict) else None
 
 
-def _row_error(index: int, row: AssetCreate, field_name: str, message: str) -> dict[str, Any]:
-    return {"row": index, "serial": row.serial, "field": field_name, "message": message}
+def _row_error(
+    index: int, row: AssetCreate, field_name: str, message: str, **more: Any
+) -> dict[str, Any]:
+    return {"row": index, "serial": row.serial, "field": field_name, "message": message, **more}
 
 
 class _Repeats:
@@ -957,13 +959,15 @@ class _Repeats:
         errors = []
         for index, row in rows:
             if row.serial in self.serials:
-                message = f"serial repeats row {self.serials[row.serial]}"
-                errors.append(_row_error(index, row, "serial", message))
+                first = self.serials[row.serial]
+                message = f"serial repeats row {first}"
+                errors.append(_row_error(index, row, "serial", message, first_row=first))
             self.serials.setdefault(row.serial, index)
             for interface in row.interfaces:
                 if interface.mac in self.macs:
-                    message = f"MAC {interface.mac} repeats row {self.macs[interface.mac]}"
-                    errors.append(_row_error(index, row, "interfaces", message))
+                    first = self.macs[interface.mac]
+                    message = f"MAC {interface.mac} repeats row {first}"
+                    errors.append(_row_error(index, row, "interfaces", message, first_row=first))
                 self.macs.setdefault(interface.mac, index)
         return errors
 
