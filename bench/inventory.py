@@ -54,7 +54,9 @@ import is printed too).
 
 Targets (2-core machine): get p50 <= 2 ms, filtered page of 100 p99 <= 10 ms, import of
 10,000 <= 2 s. The machine is shared: the load average is printed at the start and the end
-of each backend, because other processes on the two cores move every figure.
+of each backend, because other processes on the two cores move every figure. On a virtual
+machine the host may also run others on our CPUs: each run prints its judged figures beside
+the share of CPU time the host stole meanwhile (from /proc/stat).
 """
 
 from __future__ import annotations
@@ -745,6 +747,32 @@ def conditions() -> str:
     return f"load average {load_average()}; CPU check {cpu_check()} (lower is better)"
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(stolen, total) CPU time of the machine so far, from /proc/stat; (0, 0) elsewhere.
+    Steal is time a virtual CPU was ready to run but the hypervisor ran someone else."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def stolen_since(before: tuple[int, int]) -> str:
+    stolen, total = (now - then for now, then in zip(cpu_jiffies(), before, strict=True))
+    return f"{100 * stolen / total:.1f}% of CPU time stolen by the host" if total else "steal n/a"
+
+
+def this_run(figures: dict[tuple[str, str], Figure]) -> str:
+    """The judged figures of the run just ended, to set beside its steal."""
+    judged = {"get": "get p50", "list_state_rack": "state+rack p99", "list_tag": "tag p99"}
+    return ", ".join(
+        f"{label} {(figure.p50s if key == 'get' else figure.p99s)[-1]:.2f}"
+        for key, label in judged.items()
+        for figure in [figures[(key, JUDGED_LAYER)]]
+    )
+
+
 def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     print(f"\n=== {backend}: {args.assets:,} assets, {args.repeat} run(s) ===", flush=True)
@@ -774,7 +802,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         for run in range(args.repeat):
             print(f"  run {run + 1}/{args.repeat}: reads; {conditions()}", flush=True)
             before = {} if bench.database.is_sqlite else autovacuum_work(bench)
+            jiffies = cpu_jiffies()
             run_reads(bench, figures, args.gets, args.pages)
+            print(f"    {this_run(figures)} ms; {stolen_since(jiffies)}")
             if not bench.database.is_sqlite:
                 print(f"    autovacuum meanwhile: {autovacuumed_since(bench, before)}")
         for run in range(args.repeat):
