@@ -121,6 +121,12 @@ class ForbiddenTransition(Conflict):
     code = "forbidden_transition"
 
 
+class OutsideNetworks(Conflict):
+    """A BMC credential would reach an address outside the networks it may be sent into."""
+
+    code = "outside_networks"
+
+
 class ServerError(MetalyardError):
     """The server failed; raised by the SDK for 5xx answers."""
 
@@ -144,6 +150,7 @@ ERRORS_BY_CODE: dict[str, type[MetalyardError]] = {
         AlreadyExists,
         StaleVersion,
         ForbiddenTransition,
+        OutsideNetworks,
     )
 }
 

@@ -141,24 +141,52 @@ def test_a_credential_is_never_sent_outside_its_networks(admin, client, rogue):
     ):
         answer = call()
         assert answer.status_code == 409, answer.text
+        assert answer.json()["code"] == "outside_networks"
         message = answer.json()["message"]
-        assert "127.0.0.1 is outside the networks BMC credential 'fleet'" in message
+        assert "127.0.0.2 is outside the networks BMC credential 'fleet'" in message
         assert "(10.20.0.0/16)" in message and "bmc-credential update fleet" in message
     assert rogue.seen == []
 
     widened = admin.patch(
-        "/v1/bmc-credentials/fleet", json={"networks": ["10.20.0.0/16", "127.0.0.1/32"]}
+        "/v1/bmc-credentials/fleet", json={"networks": ["10.20.0.0/16", "127.0.0.2/32"]}
     )
-    assert widened.json()["networks"] == ["10.20.0.0/16", "127.0.0.1/32"]
+    assert widened.json()["networks"] == ["10.20.0.0/16", "127.0.0.2/32"]
     client.get("/v1/assets/SN-ROGUE/power")
     assert rogue.seen, "inside its networks, the credential is used"
 
 
+def test_where_a_bmc_redirects_is_checked_before_a_byte_is_sent(admin, client, redirector, rogue):
+    add_credential(admin, networks=("127.0.0.1/32",))
+    add_asset(client, "SN-REDIRECTED", "redfish", redirector.url)
+    answer = client.get("/v1/assets/SN-REDIRECTED/power")
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["code"] == "outside_networks"
+    assert "refused to send a BMC credential to 127.0.0.2" in answer.json()["message"]
+    assert redirector.seen and rogue.seen == []
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "http://127.0.0.2:{port}\\@10.20.0.5/redfish/v1/Systems/1",
+        "http://10.20.0.5@127.0.0.2:{port}/redfish/v1/Systems/1",
+        "http://xn--zca.127.0.0.2:{port}/redfish/v1/Systems/1",
+        "http://\u00df.example:{port}/redfish/v1/Systems/1",
+        "http://[fe80::1%25lo]:{port}/redfish/v1/Systems/1",
+    ],
+)
+def test_an_address_parsers_could_read_two_ways_is_refused(admin, client, rogue, address):
+    add_credential(admin, networks=("10.20.0.0/16",))
+    add_asset(client, "SN-TRICK", "redfish", address.format(port=rogue.server_port))
+    answer = client.get("/v1/assets/SN-TRICK/power")
+    assert answer.status_code in (409, 422, 503), answer.text
+    assert rogue.seen == []
+
+
 def test_a_bmc_host_name_is_checked_by_every_address_it_resolves_to(admin, client, redfish):
     add_credential(admin, networks=(LOOPBACK, "::1/128"))
-    add_asset(
-        client, "SN-NAMED", "redfish", redfish.system_url(2).replace("127.0.0.1", "localhost")
-    )
+    named = redfish.system_url(2).replace("127.0.0.1", "localhost")
+    add_asset(client, "SN-NAMED", "redfish", named)
     assert client.get("/v1/assets/SN-NAMED/power").status_code == 200
 
     admin.patch("/v1/bmc-credentials/fleet", json={"networks": ["10.0.0.0/8"]})
@@ -173,7 +201,7 @@ def test_a_bmc_host_name_is_checked_by_every_address_it_resolves_to(admin, clien
     assert "'no-such-bmc.invalid' cannot be resolved" in answer.json()["message"]
 
 
-def test_ipmi_addresses_are_checked_too_and_fake_ones_reach_no_network(admin, client, ipmi):
+def test_ipmi_addresses_are_checked_too(admin, client, ipmi):
     add_credential(admin, networks=("192.168.0.0/16",))
     add_asset(client, "SN-IPMI-OUT", "ipmi", ipmi.address(2))
     before = ipmi.ipmitool(2, "power", "status")
@@ -183,8 +211,20 @@ def test_ipmi_addresses_are_checked_too_and_fake_ones_reach_no_network(admin, cl
     assert "outside the networks" in answer.json()["message"]
     assert ipmi.ipmitool(2, "power", "status") == before
 
-    add_asset(client, "SN-FAKE-CRED", "fake", "fake-cred")
-    assert client.get("/v1/assets/SN-FAKE-CRED/power").status_code == 200
+
+def test_a_fake_bmc_cannot_test_guesses_of_a_credential_meant_elsewhere(admin, client):
+    """A fake BMC accepts only the password its address names: with a real credential it
+    would say whether a guess is right. It counts as this machine, outside 10.20.0.0/16."""
+    add_credential(admin, networks=("10.20.0.0/16",))
+    add_asset(client, "SN-GUESS", "fake", "guess?password=calvin")
+    answer = client.post("/v1/assets/SN-GUESS/bmc/check")
+    assert answer.status_code == 409
+    assert answer.json()["code"] == "outside_networks"
+
+    add_asset(client, "SN-SSRF", "fake", "ssrf?notify=http://10.20.0.5/hook", credential="")
+    answer = client.post("/v1/assets/SN-SSRF/power", json={"action": "on"})
+    assert answer.status_code == 422
+    assert "notify URL is a loopback one" in answer.json()["message"]
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,10 @@ class BmcTarget:
     password: str = field(default="", repr=False)
     verify: bool | str = True
     """TLS verification: on, off, or a CA bundle path."""
+    networks: tuple[str, ...] | None = None
+    """The prefixes the credential may be sent into: every connection the driver opens is
+    checked against them before it sends a byte (see destinations). None where nothing
+    limits it: the lab's and the tests' own BMCs."""
 
 
 @dataclass(frozen=True)
@@ -239,9 +243,9 @@ class Driver:
         self.target = target
 
     @classmethod
-    def host(cls, address: str) -> str | None:
-        """The host a BMC address connects to; None where the driver reaches no network."""
-        return None
+    def host(cls, address: str) -> str:
+        """The host a BMC address connects to, checked to be a plain name or IP address."""
+        raise NotImplementedError
 
     @classmethod
     def capabilities(cls) -> frozenset[Capability]:

@@ -9,8 +9,11 @@ code that holds the machine (tests inject and repair faults that way):
 - `stuck_task`: firmware updates never finish;
 - `password`: the only password the BMC accepts (by default any);
 - `serial`: the machine's serial (by default the address's name, upper case);
-- `notify`: a URL told of each boot and power-off (`{"serial", "booted"}`), as a
+- `notify`: a loopback URL told of each boot and power-off (`{"serial", "booted"}`), as a
   motherboard is by its BMC: the lab's simulated servers listen there.
+
+A credential given to a fake BMC counts as sent to this machine (127.0.0.1), since its
+machines live here: else its `password` option would test guesses of any credential.
 """
 
 import functools
@@ -22,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from ipaddress import ip_address
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -147,12 +151,25 @@ def _machine_from_address(address: str) -> FakeMachine:
         raise InvalidInput(f"fake BMC address {address!r} has a non-numeric option") from None
     serial = options.get("serial", name.upper())
     notify = options.get("notify")
+    if notify and not _loopback(notify):
+        raise InvalidInput(
+            f"a fake BMC tells only this machine of power changes: its notify URL is a "
+            f"loopback one, like http://127.0.0.1:8000/power, not {notify!r}"
+        )
     return FakeMachine(
         serial=serial,
         password=options.get("password"),
         faults=faults,
         on_power=_notifier(notify, serial) if notify else None,
     )
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @functools.cache
@@ -175,6 +192,10 @@ class FakeDriver(Driver, Power, Boot, Inventory, Firmware, Bios, Health, EventLo
     def __init__(self, target: BmcTarget, fleet: FakeFleet = FLEET) -> None:
         super().__init__(target)
         self._fleet = fleet
+
+    @classmethod
+    def host(cls, address: str) -> str:
+        return "127.0.0.1"  # its machines live in this process (see the module docstring)
 
     def _machine(self) -> FakeMachine:
         """The machine, after the latency and faults a real BMC would show."""

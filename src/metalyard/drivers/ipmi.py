@@ -33,6 +33,7 @@ from metalyard.drivers.base import (
     PowerState,
     SensorReading,
 )
+from metalyard.drivers.destinations import checked_host, pinned
 from metalyard.errors import BmcAuthFailed, BmcFatal, BmcTransient, InvalidInput, Unsupported
 
 T = TypeVar("T")
@@ -53,12 +54,17 @@ _UNSUPPORTED_WORDS = ("invalid command", "not supported", "unsupported")
 
 
 def split_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
-    if not sep:
-        host, port = address, str(DEFAULT_PORT)
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    """(host, port) of `host`, `host:port`, `[v6]:port` or a bare IPv6 address."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else (None if rest else "")
+    elif address.count(":") == 1:
+        host, _, port = address.partition(":")
+    else:
+        host, port = address, ""
+    if not host or port is None or (port and not (port.isdigit() and 0 < int(port) < 65536)):
         raise InvalidInput(f"an IPMI BMC address is host or host:port, not {address!r}")
-    return host.strip("[]"), int(port)
+    return checked_host(host, address), int(port or DEFAULT_PORT)
 
 
 class _Sessions:
@@ -96,16 +102,20 @@ class IpmiDriver(Driver, Power, Boot, Inventory, Health, EventLog):
 
     def __init__(self, target: BmcTarget) -> None:
         super().__init__(target)
-        self._host, self._port = split_address(target.address)
-        self._key = (self._host, self._port, target.username, target.password)
+        host, self._port = split_address(target.address)
+        # pyghmi resolves a name again for every packet: with networks, it gets the address
+        # checked. Commands are cached by what pyghmi is given, as pyghmi shares sessions.
+        networks = target.networks
+        bmc = host if networks is None else pinned(host, networks)
+        self._key = (bmc, self._port, target.username, target.password)
 
     @classmethod
-    def host(cls, address: str) -> str | None:
+    def host(cls, address: str) -> str:
         return split_address(address)[0]
 
     def _login(self) -> ipmi_command.Command:
         return ipmi_command.Command(
-            bmc=self._host,
+            bmc=self._key[0],
             userid=self.target.username,
             password=self.target.password,
             port=self._port,

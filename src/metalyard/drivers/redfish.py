@@ -8,6 +8,8 @@ chassis manager, an emulator) can serve many systems over one session.
 
 import hashlib
 import logging
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +24,8 @@ from requests.adapters import HTTPAdapter
 from sushy import auth as sushy_auth
 from sushy import exceptions as sushy_errors
 from sushy.connector import Connector
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from metalyard.drivers.base import (
     Bios,
@@ -48,7 +52,15 @@ from metalyard.drivers.base import (
     UpdateState,
     UpdateStatus,
 )
-from metalyard.errors import BmcAuthFailed, BmcFatal, BmcTransient, InvalidInput, Unsupported
+from metalyard.drivers.destinations import check_peer, checked_host
+from metalyard.errors import (
+    BmcAuthFailed,
+    BmcFatal,
+    BmcTransient,
+    InvalidInput,
+    OutsideNetworks,
+    Unsupported,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +106,26 @@ _HEALTH = {
 }
 
 
+_AUTHORITY = re.compile(r"^(?P<host>\[[^\]]*\]|[^:\[\]]*)(?::(?P<port>\d{1,5}))?$")
+
+
 def split_address(address: str) -> tuple[str, str | None]:
     """(base URL, system path or None for the endpoint's only system)."""
     parts = urlsplit(address)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    authority = _AUTHORITY.match(parts.netloc)
+    if parts.scheme not in ("http", "https") or not authority:
         raise InvalidInput(
             f"a Redfish BMC address is a URL such as https://10.0.0.5{SYSTEMS_PREFIX}1, "
             f"not {address!r}"
         )
+    host, port = checked_host(authority["host"], address), authority["port"]
+    if port and not 0 < int(port) < 65536:
+        raise InvalidInput(f"BMC address {address!r} has no valid port")
     path = parts.path.rstrip("/")
     if path and not path.startswith(SYSTEMS_PREFIX):
         raise InvalidInput(f"a Redfish system path starts with {SYSTEMS_PREFIX}, not {path!r}")
-    return f"{parts.scheme}://{parts.netloc}", path or None
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return f"{parts.scheme}://{netloc}", path or None
 
 
 # Sessions ------------------------------------------------------------------------------
@@ -141,10 +161,11 @@ class _Session:
 
 
 class SessionCache:
-    """Open Redfish sessions by (endpoint, user, password, TLS), shared by all threads."""
+    """Open Redfish sessions by (endpoint, user, password, TLS, networks), shared by all
+    threads: narrowing a credential's networks makes the next call log in anew."""
 
     def __init__(self, idle_seconds: float = IDLE_SECONDS) -> None:
-        self._sessions: dict[tuple[str, str, str, str], _Session] = {}
+        self._sessions: dict[tuple[str, ...], _Session] = {}
         self._lock = threading.Lock()
         self._idle_seconds = idle_seconds
 
@@ -155,6 +176,7 @@ class SessionCache:
             target.username,
             hashlib.sha256(target.password.encode()).hexdigest(),
             str(target.verify),
+            str(target.networks),
         )
         session = self._checkout(key, target, base_url)
         try:
@@ -164,7 +186,7 @@ class SessionCache:
                 session.users -= 1
                 session.last_used = time.monotonic()
 
-    def _checkout(self, key: tuple[str, str, str, str], target: BmcTarget, base_url: str):
+    def _checkout(self, key: tuple[str, ...], target: BmcTarget, base_url: str):
         self._close_idle()
         with self._lock:
             session = self._sessions.get(key)
@@ -238,7 +260,8 @@ def _connect(target: BmcTarget, base_url: str) -> sushy.Sushy:
     # the concurrent calls one endpoint gets.
     http = connector._session
     http.headers.pop("Connection", None)
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
+    http.trust_env = False  # a BMC is reached directly, never through a proxy from the env
+    adapter = _adapter(target.networks)
     http.mount("http://", adapter)
     http.mount("https://", adapter)
     return sushy.Sushy(
@@ -246,6 +269,42 @@ def _connect(target: BmcTarget, base_url: str) -> sushy.Sushy:
         auth=_SessionAuth(username=target.username, password=target.password),
         connector=connector,
     )
+
+
+def _adapter(networks: tuple[str, ...] | None) -> HTTPAdapter:
+    if networks is None:
+        return HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
+    return _GuardedAdapter(networks, pool_connections=1, pool_maxsize=POOL_SIZE)
+
+
+class _GuardedAdapter(HTTPAdapter):
+    """Connection pools whose every connection checks the address it reached before it
+    sends a byte, wherever a redirect or a link in a BMC's answer led it."""
+
+    def __init__(self, networks: tuple[str, ...], **kwargs: Any) -> None:
+        self._pools = {
+            "http": _guarded_pool(HTTPConnectionPool, HTTPConnection, networks),
+            "https": _guarded_pool(HTTPSConnectionPool, HTTPSConnection, networks),
+        }
+        super().__init__(**kwargs)  # makes the pool manager: the pools must be known
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pools
+
+
+def _guarded_pool(pool: type, connection: type, networks: tuple[str, ...]) -> type:
+    def _new_conn(self: HTTPConnection) -> socket.socket:
+        sock = connection._new_conn(self)
+        try:
+            check_peer(sock.getpeername()[0], networks)
+        except OutsideNetworks:
+            sock.close()
+            raise
+        return sock
+
+    guarded = type(f"Guarded{connection.__name__}", (connection,), {"_new_conn": _new_conn})
+    return type(f"Guarded{pool.__name__}", (pool,), {"ConnectionCls": guarded})
 
 
 def _logout(root: sushy.Sushy) -> None:
@@ -310,8 +369,8 @@ class RedfishDriver(Driver, Power, Boot, Inventory, Firmware, Bios, Health, Even
         self._sessions = sessions
 
     @classmethod
-    def host(cls, address: str) -> str | None:
-        return urlsplit(split_address(address)[0]).hostname
+    def host(cls, address: str) -> str:
+        return urlsplit(split_address(address)[0]).hostname or ""
 
     def _call(self, work: Callable[[sushy.Sushy], T]) -> T:
         def attempt() -> T:

@@ -5,10 +5,9 @@ transaction before returning the driver: no database lock is ever held across a 
 """
 
 import logging
-import socket
 import time
 from dataclasses import dataclass
-from ipaddress import ip_address, ip_network
+from typing import NoReturn
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -18,10 +17,11 @@ from metalyard.config import Settings
 from metalyard.db import Database
 from metalyard.db.lookup import check_version, get_by
 from metalyard.db.pagination import Page, paginate, parse_sort
+from metalyard.drivers import destinations
 from metalyard.drivers.base import BmcTarget, Driver, PowerState
 from metalyard.drivers.models import BmcCredential
 from metalyard.drivers.schemas import BmcCredentialCreate, BmcCredentialUpdate
-from metalyard.errors import AlreadyExists, BmcTransient, Conflict, InvalidInput
+from metalyard.errors import AlreadyExists, Conflict, InvalidInput, OutsideNetworks
 from metalyard.inventory.models import Asset
 from metalyard.orchestrator.beans import Subject
 from metalyard.secrets import Keyring
@@ -110,61 +110,45 @@ def rotate_key(session: Session, *, keyring: Keyring) -> int:
 
 @dataclass(frozen=True)
 class AssetBmc:
-    """An asset's BMC target, and the networks its credential may be sent into."""
+    """An asset's BMC target, and the name of the credential it carries (if any)."""
 
     serial: str
     target: BmcTarget
     credential: str
-    networks: tuple[str, ...]
 
     def connect(self) -> Driver:
-        """A driver for the BMC, once its host is known to lie inside the credential's
-        networks. Call it outside any transaction: the host may need a DNS lookup."""
-        host = drivers.driver_class(self.target.driver).host(self.target.address)
-        if self.credential and host is not None:
-            self._check_destination(host)
+        """A driver for the BMC, once the host the address names, and every address it
+        resolves to, is inside the credential's networks; the driver then checks every
+        connection it opens (see destinations). Call it outside any transaction: the host
+        may need a DNS lookup."""
+        networks = self.target.networks
+        if networks is not None:
+            host = drivers.driver_class(self.target.driver).host(self.target.address)
+            refused = destinations.outside(destinations.resolve(host), networks)
+            if refused:
+                self._refuse(host, refused, networks)
         return drivers.connect(self.target)
 
-    def _check_destination(self, host: str) -> None:
-        """Every address the host resolves to must be inside one of the networks, so
-        whoever can edit an asset cannot have its credential sent to a host of their own.
-        (A name's DNS answer may still change between this check and the connection.)"""
-        outside = sorted(a for a in resolve(host) if not _within(a, self.networks))
-        if outside:
-            where = f"{host} ({', '.join(outside)})" if outside != [host] else host
-            logger.warning(
-                "refused to send BMC credential %r to %s for asset %s: outside %s",
-                self.credential, where, self.serial, ", ".join(self.networks),
-            )  # fmt: skip
-            raise Conflict(
-                f"asset {self.serial!r}'s BMC address {where} is outside the networks BMC "
-                f"credential {self.credential!r} may be sent into "
-                f"({', '.join(self.networks) or 'none'}); an admin can widen them with "
-                f"`metalyard bmc-credential update {self.credential} --network …`",
-                details={"credential": self.credential, "outside": outside},
-            )
-
-
-def resolve(host: str) -> set[str]:
-    """The addresses a BMC host name (or address) stands for."""
-    try:
-        answers = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as error:
-        raise BmcTransient(f"BMC host {host!r} cannot be resolved: {error}") from None
-    return {str(sockaddr[0]).partition("%")[0] for *_, sockaddr in answers}
-
-
-def _within(address: str, networks: tuple[str, ...]) -> bool:
-    ip = ip_address(address)
-    ip = getattr(ip, "ipv4_mapped", None) or ip  # ::ffff:10.0.0.5 is 10.0.0.5
-    return any(ip in ip_network(network) for network in networks)
+    def _refuse(self, host: str, refused: list[str], networks: tuple[str, ...]) -> NoReturn:
+        where = f"{host} ({', '.join(refused)})" if refused != [host] else host
+        logger.warning(
+            "refused to send BMC credential %r to %s for asset %s: outside %s",
+            self.credential, where, self.serial, ", ".join(networks),
+        )  # fmt: skip
+        raise OutsideNetworks(
+            f"asset {self.serial!r}'s BMC address {where} is outside the networks BMC "
+            f"credential {self.credential!r} may be sent into ({', '.join(networks)}); "
+            f"an admin can widen them with "
+            f"`metalyard bmc-credential update {self.credential} --network …`",
+            details={"credential": self.credential, "outside": refused},
+        )
 
 
 def asset_bmc(session: Session, *, serial: str, keyring: Keyring, settings: Settings) -> AssetBmc:
     """Where the asset's BMC answers and how to log in, from the asset and its credential."""
     asset = get_by(session, Asset, "asset", serial=serial)
     username = password = ""
-    networks: list[str] = []
+    networks = None
     if asset.bmc_driver != "fake":
         if not asset.bmc_address:
             raise InvalidInput(
@@ -179,15 +163,16 @@ def asset_bmc(session: Session, *, serial: str, keyring: Keyring, settings: Sett
     if asset.bmc_credential:
         credential = get_by(session, BmcCredential, "BMC credential", name=asset.bmc_credential)
         username, password = credential.username, keyring.decrypt(credential.password_encrypted)
-        networks = credential.networks
+        networks = tuple(credential.networks)
     target = BmcTarget(
         driver=asset.bmc_driver,
         address=asset.bmc_address or serial,
         username=username,
         password=password,
         verify=str(settings.bmc_ca_bundle) if settings.bmc_ca_bundle else settings.bmc_verify_tls,
+        networks=networks,
     )
-    return AssetBmc(serial, target, asset.bmc_credential, tuple(networks))
+    return AssetBmc(serial, target, asset.bmc_credential)
 
 
 def asset_driver(session: Session, *, serial: str, keyring: Keyring, settings: Settings) -> Driver:
