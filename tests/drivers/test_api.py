@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from metalyard.drivers.models import BmcCredential
+from tests.drivers.conftest import Recorder
 from tests.peers.bmcs import BMC_PASSWORD, BMC_USER, LOOPBACK
 
 
@@ -245,3 +246,24 @@ def test_a_credential_must_say_where_it_may_be_sent(admin, networks, problem):
     assert answer.status_code == 422
     assert answer.json()["details"][0]["field"].startswith("networks")
     assert problem in answer.json()["message"]
+
+
+def test_a_bmc_error_in_a_form_redfish_does_not_allow_is_a_bmc_error(admin, client):
+    def refuse(handler):
+        body = b'{"error": "nope"}'
+        handler.send_response(401)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    odd = Recorder("127.0.0.1", refuse)
+    try:
+        add_credential(admin)
+        add_asset(client, "SN-ODD", "redfish", odd.url)
+        answer = client.get("/v1/assets/SN-ODD/power")
+    finally:
+        odd.stop()
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["code"] == "bmc_error"
+    assert "an error body Redfish does not allow" in answer.json()["message"]

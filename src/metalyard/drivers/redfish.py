@@ -353,6 +353,21 @@ def _translate(address: str, call: Callable[[], T]) -> T:
         raise Unsupported(f"BMC {address} does not accept this: {error}") from None
     except (sushy_errors.SushyError, ValueError) as error:
         raise BmcFatal(f"BMC {address}: {error}") from None
+    except (AttributeError, TypeError) as error:
+        if not _failed_in_sushy_errors(error):
+            raise
+        raise BmcFatal(
+            f"BMC {address} answered with an error body Redfish does not allow ({error})"
+        ) from None
+
+
+def _failed_in_sushy_errors(error: BaseException) -> bool:
+    """Whether sushy itself failed reading a BMC's error answer: some BMCs send bodies
+    such as {"error": "text"}, where Redfish has an object."""
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    return trace is not None and trace.tb_frame.f_code.co_filename == sushy_errors.__file__
 
 
 def _reason(error: sushy_errors.ConnectionError) -> str:
