@@ -48,3 +48,19 @@ def test_the_api_docs_load_everything_from_this_server(app, page):
         for source in sources:
             assert not re.match(r"^(https?:)?//", source), f"{page} loads {source} from elsewhere"
             assert anonymous.get(source).status_code == 200, source
+
+
+def test_every_body_documents_the_415_of_a_body_not_sent_as_json(app):
+    operations = [op for ops in app.openapi()["paths"].values() for op in ops.values()]
+    with_body = [op for op in operations if "requestBody" in op]
+    assert with_body and all("415" in op["responses"] for op in with_body)
+    assert not [
+        op["operationId"]
+        for op in operations
+        if "requestBody" not in op and "415" in op["responses"]
+    ]
+
+
+def test_schema_names_are_plain_names(app):
+    """Two models of one name get their module path in the name: `metalyard__…__Decision`."""
+    assert [name for name in app.openapi()["components"]["schemas"] if "__" in name] == []

@@ -41,6 +41,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     )
 }
 """What any API call may answer besides its success, for the OpenAPI document."""
+NOT_JSON = {"model": ErrorBody, "description": "The body was not sent as application/json"}
 
 MAX_SUMMARY_BYTES = 4096
 SECRET_WORDS = ("password", "secret", "token", "credential_value")
@@ -65,6 +66,8 @@ class UnitOfWorkRoute(APIRoute):
         if not read_only:  # after the router's own, so that authorisation comes first
             kwargs["dependencies"] = [*(kwargs.get("dependencies") or []), _REFUSING_NUL]
         super().__init__(path, endpoint, **kwargs)
+        if self.body_field is not None or "requestBody" in (self.openapi_extra or {}):
+            self.responses = {415: NOT_JSON, **self.responses}
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

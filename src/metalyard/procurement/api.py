@@ -13,7 +13,7 @@ from metalyard.errors import InvalidInput
 from metalyard.procurement import matching, orders, service
 from metalyard.procurement.models import PurchaseOrder, PurchaseRequest, WebhookSubscription
 from metalyard.procurement.schemas import (
-    Decision,
+    ApprovalReason,
     MachineClassProfiles,
     MatchOut,
     MatchRequest,
@@ -231,7 +231,7 @@ def approve_request(
     session: SessionDep,
     actor: ActorDep,
     settings: SettingsDep,
-    body: Annotated[Decision | None, Body()] = None,
+    body: Annotated[ApprovalReason | None, Body()] = None,
 ):
     """Approve: one order per vendor. By default this waits for a second person's approval."""
     result = orders.approve_request(

@@ -181,7 +181,7 @@ class PurchaseRequestOut(OutSchema):
     created_at: datetime
 
 
-class Decision(Schema):
+class ApprovalReason(Schema):
     reason: Text = ""
 
 

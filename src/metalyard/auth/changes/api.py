@@ -5,7 +5,7 @@ from fastapi import Request, status
 from metalyard.api.deps import ActorDep, IdPath, PageDep, SessionDep
 from metalyard.api.routing import secured_router
 from metalyard.auth.changes import service
-from metalyard.auth.changes.schemas import ChangeRequestOut, Decision, change_out
+from metalyard.auth.changes.schemas import ChangeDecision, ChangeRequestOut, change_out
 from metalyard.auth.changes.states import ChangeState
 from metalyard.schemas import PageOut
 
@@ -28,7 +28,7 @@ def get_change_request(change_id: IdPath, session: SessionDep):
     "/{change_id}/approve", response_model=ChangeRequestOut, status_code=status.HTTP_200_OK
 )
 def approve_change_request(
-    change_id: IdPath, body: Decision, session: SessionDep, actor: ActorDep, request: Request
+    change_id: IdPath, body: ChangeDecision, session: SessionDep, actor: ActorDep, request: Request
 ):
     """Run the change as its requester; someone other than the requester must approve."""
     change = service.approve(session, change_id=change_id, comment=body.comment, actor=actor)
@@ -37,7 +37,9 @@ def approve_change_request(
 
 
 @changes.post("/{change_id}/reject", response_model=ChangeRequestOut)
-def reject_change_request(change_id: IdPath, body: Decision, session: SessionDep, actor: ActorDep):
+def reject_change_request(
+    change_id: IdPath, body: ChangeDecision, session: SessionDep, actor: ActorDep
+):
     return change_out(
         service.reject(session, change_id=change_id, comment=body.comment, actor=actor)
     )

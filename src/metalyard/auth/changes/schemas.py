@@ -24,7 +24,7 @@ class ChangeRequestOut(OutSchema):
     result: dict[str, Any] | None
 
 
-class Decision(Schema):
+class ChangeDecision(Schema):
     comment: Annotated[str, StringConstraints(max_length=1024)] = ""
 
 
