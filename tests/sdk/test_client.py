@@ -12,6 +12,8 @@ from metalyard.auth.changes.schemas import ChangeRequestOut
 from metalyard.auth.schemas import TokenCreated, UserOut
 from metalyard.errors import (
     AlreadyExists,
+    BmcAuthFailed,
+    BmcTransient,
     Forbidden,
     ForbiddenTransition,
     InvalidInput,
@@ -24,6 +26,7 @@ from metalyard.errors import (
 from metalyard.inventory.lifecycle import AssetState
 from metalyard.inventory.schemas import AssetCreate, AssetOut, AssetUpdate, SiteOut
 from metalyard.sdk import Client
+from tests.peers.bmcs import BMC_USER, LOOPBACK
 from tests.peers.postgres import free_port
 from tests.sdk.conftest import CountingTransport
 
@@ -320,3 +323,44 @@ def test_post_answered_503_is_not_retried(live_server, tokens):
         client.sites.create(name="dub1")
     assert err.value.http_status == 503
     assert proxy.count("POST") == 1
+
+
+def test_a_bmc_refusing_the_credentials_is_asked_once(live_server, tokens, redfish):
+    """A 502 means the BMC refused or failed: asking again only locks its account sooner."""
+    with Client(live_server, tokens.admin) as admin:
+        admin.bmc_credentials.create(
+            "fleet", username=BMC_USER, password="wrong-password", networks=[LOOPBACK]
+        )
+        admin.assets.create(
+            serial="SN-BAD",
+            bmc_driver="redfish",
+            bmc_address=redfish.system_url(0),
+            bmc_credential="fleet",
+        )
+    transport = CountingTransport()
+    with (
+        Client(live_server, tokens.read, transport=transport, retries=3) as client,
+        pytest.raises(BmcAuthFailed) as err,
+    ):
+        client.bmc.power_state("SN-BAD")
+    assert err.value.http_status == 502
+    assert transport.count("GET", "/v1/assets/SN-BAD/power") == 1
+
+
+def test_a_bmc_that_cannot_be_reached_is_retried(live_server, tokens):
+    """A 503 (the BMC did not answer) may pass on the next try."""
+    with Client(live_server, tokens.admin) as admin:
+        admin.bmc_credentials.create("fleet", username=BMC_USER, password="x", networks=[LOOPBACK])
+        admin.assets.create(
+            serial="SN-DOWN",
+            bmc_driver="redfish",
+            bmc_address="http://127.0.0.1:9/redfish/v1/Systems/1",
+            bmc_credential="fleet",
+        )
+    transport = CountingTransport()
+    with (
+        Client(live_server, tokens.read, transport=transport, retries=2) as client,
+        pytest.raises(BmcTransient),
+    ):
+        client.bmc.power_state("SN-DOWN")
+    assert transport.count("GET", "/v1/assets/SN-DOWN/power") == 3

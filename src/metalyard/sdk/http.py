@@ -1,7 +1,10 @@
 """The one boundary between httpx and metalyard: auth, retries, pages, and errors mapped to ours.
 
 Only GET and HEAD are retried: a POST whose answer was lost may already have been carried out,
-and sending it again could enrol an asset twice or run a transition twice.
+and sending it again could enrol an asset twice or run a transition twice. And only what may
+pass is retried: a connection error, a 503 or a 504. Never a 502: the server answers 502 when
+a BMC refused the credentials or failed for good, and asking again only locks the BMC account
+sooner (a load balancer's own 502 is not retried either, as its body cannot be told apart).
 """
 
 import random
@@ -34,7 +37,7 @@ from metalyard.errors import (
 M = TypeVar("M", bound=BaseModel)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
-RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_STATUSES = frozenset({503, 504})
 BACKOFF_BASE = 0.1
 """Seconds before the first retry; doubles on each further one."""
 BACKOFF_CAP = 5.0
