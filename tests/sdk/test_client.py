@@ -25,7 +25,7 @@ from metalyard.errors import (
 )
 from metalyard.inventory.lifecycle import AssetState
 from metalyard.inventory.schemas import AssetCreate, AssetOut, AssetUpdate, SiteOut
-from metalyard.sdk import Client
+from metalyard.sdk import Client, OutcomeUnknown
 from tests.peers.bmcs import BMC_USER, LOOPBACK
 from tests.peers.postgres import free_port
 from tests.sdk.conftest import CountingTransport
@@ -364,3 +364,56 @@ def test_a_bmc_that_cannot_be_reached_is_retried(live_server, tokens):
     ):
         client.bmc.power_state("SN-DOWN")
     assert transport.count("GET", "/v1/assets/SN-DOWN/power") == 3
+
+
+def test_a_change_whose_answer_times_out_may_have_been_carried_out(live_server, tokens, request):
+    address = f"slow-{request.node.callspec.id}?latency=1.0"
+    with Client(live_server, tokens.admin) as admin:
+        admin.bmc_credentials.create("fleet", username="u", password="p", networks=[LOOPBACK])
+        admin.assets.create(
+            serial="SN-SLOW", bmc_driver="fake", bmc_address=address, bmc_credential="fleet"
+        )
+    transport = CountingTransport()
+    with (
+        Client(live_server, tokens.write, transport=transport, timeout=0.3) as client,
+        pytest.raises(OutcomeUnknown) as err,
+    ):
+        client.bmc.power("SN-SLOW", "on")
+    assert isinstance(err.value, Unreachable)  # still "no answer", for code that catches that
+    assert err.value.message == (
+        f"no answer from {live_server} within 0.3s to POST /v1/assets/SN-SLOW/power: "
+        "the request may have been carried out; check before repeating it"
+    )
+    assert err.value.details["outcome"] == "unknown"
+    assert transport.count("POST") == 1
+    with Client(live_server, tokens.read) as reader:
+        assert reader.bmc.power_state("SN-SLOW").state == "on"  # it was
+
+
+def test_a_change_that_never_reached_the_server_is_plainly_unreachable(live_server, tokens):
+    transport = CountingTransport(fail=lambda request, n: "before")
+    with (
+        Client(live_server, tokens.write, transport=transport) as client,
+        pytest.raises(Unreachable) as err,
+    ):
+        client.sites.create(name="dub1")
+    assert not isinstance(err.value, OutcomeUnknown)
+    assert err.value.message.startswith(f"cannot reach {live_server}")
+
+
+def test_a_change_whose_connection_broke_after_sending_may_have_been_carried_out(
+    live_server, tokens, writer
+):
+    transport = CountingTransport(fail=lambda request, n: "after")
+    with (
+        Client(live_server, tokens.write, transport=transport) as client,
+        pytest.raises(OutcomeUnknown) as err,
+    ):
+        client.sites.create(name="dub1")
+    assert err.value.message.startswith(
+        f"the connection to {live_server} broke before the answer to POST /v1/sites came"
+    )
+    assert err.value.message.endswith(
+        "the request may have been carried out; check before repeating it"
+    )
+    assert writer.sites.get("dub1").name == "dub1"

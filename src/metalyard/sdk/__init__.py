@@ -7,7 +7,9 @@
             print(asset.serial, asset.hostname)
 
 Results are the API's own pydantic models (`AssetOut`, `SiteOut`, `RunOut`…); errors are the
-`metalyard.errors` classes the server raised. The SDK imports neither FastAPI nor SQLAlchemy.
+`metalyard.errors` classes the server raised; `Unreachable` when no answer came, and its
+`OutcomeUnknown` when a change was sent but its answer was lost, so it may have been carried
+out. The SDK imports neither FastAPI nor SQLAlchemy.
 """
 
 from metalyard.errors import (
@@ -26,6 +28,7 @@ from metalyard.errors import (
 )
 from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
 from metalyard.sdk.client import Client, RegionOut
+from metalyard.sdk.http import OutcomeUnknown
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
 from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
 
@@ -43,6 +46,7 @@ __all__ = [
     "MachineClasses",
     "MetalyardError",
     "NotFound",
+    "OutcomeUnknown",
     "PayloadTooLarge",
     "Pools",
     "Projects",

@@ -29,7 +29,8 @@ class Client:
     `verify` is True (the system's CAs), False (no checks: testing only) or the path of a
     CA bundle. GET and HEAD are retried `retries` times on connection errors and on 503/504,
     with exponential backoff and jitter; never on 502, which says a BMC refused or failed for
-    good (a retry would only lock its account sooner). Other methods are sent once.
+    good (a retry would only lock its account sooner). Other methods are sent once: if their
+    answer is lost after sending, `OutcomeUnknown` says they may have been carried out.
     Errors raise the same `metalyard.errors` classes the server raised, carrying its
     `message`, `details`, `http_status` and `request_id`.
     """

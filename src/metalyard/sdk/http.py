@@ -56,6 +56,26 @@ ERRORS_BY_STATUS: dict[int, type[MetalyardError]] = {
 Verify = bool | str | Path
 Params = Mapping[str, Any]
 
+NEVER_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+)
+"""Transport errors raised before the request left this machine: the server did nothing."""
+
+
+class OutcomeUnknown(Unreachable):
+    """A change (POST, PATCH, PUT, DELETE) was sent but its answer never came back: the server
+    may have carried it out (powered a machine on, moved an asset), so look before repeating it.
+
+    An `Unreachable`, so code that catches that still does; never retried by the SDK.
+    `details["outcome"]` is "unknown".
+    """
+
+    code = "outcome_unknown"
+
 
 class Http:
     """An httpx client bound to one region's base URL and token."""
@@ -120,7 +140,7 @@ class Http:
                 )
             except httpx.TransportError as error:
                 if last:
-                    raise self._unreachable(error) from error
+                    raise self._unreachable(error, method, path) from error
                 delay = backoff(attempt)
             else:
                 if last or response.status_code not in RETRY_STATUSES:
@@ -154,12 +174,26 @@ class Http:
             if cursor == previous:
                 raise ServerError(f"{path} gave the same next_cursor twice; stopping")
 
-    def _unreachable(self, error: httpx.TransportError) -> Unreachable:
+    def _unreachable(self, error: httpx.TransportError, method: str, path: str) -> Unreachable:
+        details = {"url": self.url, "error": type(error).__name__}
+        reason = str(error) or type(error).__name__
+        if method not in IDEMPOTENT_METHODS and not isinstance(error, NEVER_SENT):
+            if isinstance(error, httpx.TimeoutException):
+                lost = f"no answer from {self.url} within {self.timeout:g}s to {method} {path}"
+            else:
+                lost = (
+                    f"the connection to {self.url} broke before the answer to {method} {path} "
+                    f"came ({reason})"
+                )
+            return OutcomeUnknown(
+                f"{lost}: the request may have been carried out; check before repeating it",
+                details={**details, "method": method, "path": path, "outcome": "unknown"},
+            )
         if isinstance(error, httpx.TimeoutException):
             message = f"no answer from {self.url} within {self.timeout:g}s"
         else:
-            message = f"cannot reach {self.url}: {error or type(error).__name__}"
-        return Unreachable(message, details={"url": self.url, "error": type(error).__name__})
+            message = f"cannot reach {self.url}: {reason}"
+        return Unreachable(message, details=details)
 
 
 def base_url(url: str) -> str:
