@@ -1,5 +1,6 @@
 """Settings of one deployment (one region), from the environment or a file."""
 
+import ipaddress
 import json
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +26,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path.home() / ".local" / "share" / "metalyard"
     database_url: str = ""
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(8080, ge=0, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     secret_key: str = ""
@@ -37,8 +38,9 @@ class Settings(BaseSettings):
     """CA bundle (file or directory) for BMC certificates, instead of the system's."""
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     """Larger request bodies are refused with 413 (a 10,000-row import is about 5 MB)."""
-    flow_modules: list[str] = Field(default_factory=list)
-    """Extra modules to import for their flows (the built-in concepts register theirs)."""
+    flow_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Extra modules to import for their flows (the built-in concepts register theirs): a
+    JSON list or comma-separated names."""
     worker_concurrency: int = Field(64, ge=1, le=1024)
     """Beans one worker runs at once."""
     worker_lease_seconds: float = Field(30.0, ge=1.0, le=3600.0)
@@ -46,9 +48,11 @@ class Settings(BaseSettings):
     are taken over after this."""
     embedded_worker: bool = True
     """`serve` runs a worker in the same process (the zero-setup default)."""
-    discovery_networks: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    discovery_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["0.0.0.0/0", "::/0"]
+    )
     """Source networks agents may call from (their first contact carries no token): set it
-    to the discovery networks."""
+    to the discovery networks, as a JSON list or comma-separated."""
     agent_kernel_url: str = ""
     """Where iPXE fetches the agent's kernel; empty: `<this server>/boot/agent/vmlinuz`,
     served from `<data dir>/agent/`."""
@@ -80,9 +84,9 @@ class Settings(BaseSettings):
     tftp_root: Path = Path("/usr/lib/ipxe")
     """Where dnsmasq's TFTP server finds undionly.kpxe and ipxe.efi (Debian's `ipxe`)."""
 
-    @field_validator("maker_checker", mode="before")
+    @field_validator("maker_checker", "flow_modules", "discovery_networks", mode="before")
     @classmethod
-    def _action_names(cls, value: Any) -> Any:
+    def _listed(cls, value: Any) -> Any:
         """The environment's text as a list: `["a", "b"]` or `a,b`."""
         if not isinstance(value, str):
             return value
@@ -91,7 +95,7 @@ class Settings(BaseSettings):
                 return json.loads(value)
             except ValueError:
                 raise ValueError(
-                    "not a JSON list of action names; or give them comma-separated"
+                    'not a JSON list (["a", "b"]); or give the values comma-separated (a,b)'
                 ) from None
         return [name.strip() for name in value.split(",") if name.strip()]
 
@@ -107,6 +111,55 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("discovery_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        # Checked as discovery.service.check_source reads them (host bits allowed), so a
+        # typo refuses the start instead of failing every agent's boot with a 500.
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{network!r} is not a network: expected addresses with a prefix length, "
+                    "like 10.20.0.0/16 or fd00::/64"
+                ) from None
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_keys(cls, value: str) -> str:
+        # Never quote the value: it is the secret.
+        if not value.strip():
+            return value
+        entries = [entry.strip() for entry in value.split(",")]
+        for position, entry in enumerate(entries, 1):
+            where = f"entry {position} of {len(entries)}" if len(entries) > 1 else "it"
+            if not entry:
+                raise ValueError(f"{where} is empty; give the keys comma-separated, newest first")
+            if not _is_fernet_key(entry):
+                raise ValueError(
+                    f"{where} is not a Fernet key (32 url-safe base64-encoded bytes: "
+                    "`cryptography.fernet.Fernet.generate_key()` makes one); give the keys "
+                    "comma-separated, newest first, or leave it unset for a key file in the "
+                    "data directory"
+                )
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _directory(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
+        return value
+
+    @field_validator("bmc_ca_bundle")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.exists():
+            raise ValueError(f"{value} does not exist")
+        return value
+
     @model_validator(mode="after")
     def _tls_pair(self) -> "Settings":
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -116,8 +169,40 @@ class Settings(BaseSettings):
     @cached_property
     def effective_database_url(self) -> str:
         """The configured URL, or an SQLite file in the data directory (the embedded default)."""
+        if self.database_url.startswith("postgresql://"):
+            # SQLAlchemy's default driver would be psycopg2; metalyard ships with psycopg 3.
+            return self.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
         return self.database_url or f"sqlite:///{self.data_dir / 'metalyard.db'}"
 
     @property
     def scheme(self) -> str:
         return "https" if self.tls_cert else "http"
+
+
+def _is_fernet_key(key: str) -> bool:
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(key)
+    except ValueError:
+        return False
+    return True
+
+
+def check_database_url(url: str) -> None:
+    """Refuse a URL metalyard cannot use, saying what it can; the URL is never quoted, as it
+    may hold a password. (Not a validator: tests build settings with placeholder URLs.)"""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    expected = "expected sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
+    try:
+        backend, _, driver = make_url(url).drivername.partition("+")
+    except ArgumentError:
+        raise ValueError(f"not a database URL; {expected}") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(
+            f"{backend!r} is not supported: metalyard runs on SQLite or PostgreSQL; {expected}"
+        )
+    if driver not in ("", "pysqlite", "psycopg"):
+        raise ValueError(f"the driver {driver!r} is not supported; {expected}")

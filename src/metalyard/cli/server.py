@@ -301,16 +301,28 @@ def new_worker(database: "Database", settings: "Settings", name: str | None = No
 
 def load_settings(**overrides: Any) -> "Settings":
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
-    from metalyard.config import Settings
+    from metalyard.config import Settings, check_database_url
 
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as error:
         problem = error.errors()[0]
         field = ".".join(str(part) for part in problem["loc"])
         name = f"METALYARD_{field.upper()}" if field else "the settings"
-        raise InvalidInput(f"{name}: {problem['msg']}") from None
+        message = problem["msg"].removeprefix("Value error, ")
+        raise InvalidInput(f"{name}: {message}") from None
+    except SettingsError as error:
+        # pydantic-settings names the field only in its own words: name the variable.
+        field = str(error).split('"')[1] if '"' in str(error) else ""
+        name = f"METALYARD_{field.upper()}" if field else "a METALYARD_* setting"
+        raise InvalidInput(f"{name}: cannot read its value ({error})") from None
+    try:
+        check_database_url(settings.effective_database_url)
+    except ValueError as error:
+        raise InvalidInput(f"METALYARD_DATABASE_URL: {error}") from None
+    return settings
 
 
 def open_database(settings: "Settings") -> "Database":
