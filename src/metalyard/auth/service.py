@@ -306,8 +306,8 @@ def create_user(session: Session, *, data: UserCreate) -> User:
     return user
 
 
-def get_user(session: Session, *, name: str) -> User:
-    return get_by(session, User, "user", name=name)
+def get_user(session: Session, *, name: str, for_update: bool = False) -> User:
+    return get_by(session, User, "user", for_update=for_update, name=name)
 
 
 def list_users(session: Session, *, limit: int, cursor: str | None) -> Page[User]:
@@ -322,15 +322,18 @@ def list_users(session: Session, *, limit: int, cursor: str | None) -> Page[User
 
 
 def update_user(session: Session, *, name: str, data: UserUpdate) -> User:
-    user = get_user(session, name=name)
+    stepping_down = data.active is False or data.role not in (None, Scope.ADMIN)
+    # The admins before the user: every writer locks them in one order (see _keep_an_admin).
+    admins = _lock_active_admins(session) if stepping_down else []
+    user = get_user(session, name=name, for_update=True)
     check_version(user, data.version, f"user {name!r}")
     changes = data.model_dump(
         exclude_unset=True, exclude_none=True, exclude={"version", "password"}
     )
     if data.password is not None:
         changes["password_hash"] = hash_password(data.password)
-    if data.active is False or data.role not in (None, Scope.ADMIN):
-        _keep_an_admin(session, user)
+    if stepping_down:
+        _keep_an_admin(user, admins)
     apply_fields(user, changes)
     user.updated_at = utcnow()
     session.flush()
@@ -346,7 +349,12 @@ def recover_admin(
     The way back in when no admin can log in: it needs the database, not a token, so only
     whoever runs the server can use it; the audit log records it all the same.
     """
-    user = session.scalar(select(User).where(User.name == name))
+    user = session.scalar(
+        select(User)
+        .where(User.name == name)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     before = None if user is None else {"role": user.role.value, "active": user.active}
     if user is None:
         try:
@@ -373,20 +381,26 @@ def recover_admin(
     return user, secret
 
 
-def _keep_an_admin(session: Session, user: User) -> None:
+def _lock_active_admins(session: Session) -> list[int]:
+    """Lock the active admins, in one order: two admins disabling each other at once would
+    otherwise each see the other still active (or wait for each other for ever)."""
+    return list(
+        session.scalars(
+            select(User.id)
+            .where(User.role == Scope.ADMIN, User.active.is_(True))
+            .order_by(User.id)
+            .with_for_update()
+        ).all()
+    )
+
+
+def _keep_an_admin(user: User, admins: list[int]) -> None:
     """Refuse to disable or demote the last active admin: nobody could administer after.
 
-    The active admins are locked first, in one order: two admins disabling each other at
-    once would otherwise each see the other still active.
+    `admins` are the active admins, locked (_lock_active_admins) before `user` was read.
     """
     if not (user.active and user.role is Scope.ADMIN):
         return
-    admins = session.scalars(
-        select(User.id)
-        .where(User.role == Scope.ADMIN, User.active.is_(True))
-        .order_by(User.id)
-        .with_for_update()
-    ).all()
     if set(admins) <= {user.id}:
         raise Conflict(
             f"user {user.name!r} is the last active admin: make another user admin first",
@@ -406,8 +420,8 @@ def create_team(session: Session, *, data: TeamCreate) -> Team:
     return team
 
 
-def get_team(session: Session, *, name: str) -> Team:
-    return get_by(session, Team, "team", name=name)
+def get_team(session: Session, *, name: str, for_update: bool = False) -> Team:
+    return get_by(session, Team, "team", for_update=for_update, name=name)
 
 
 def list_teams(session: Session, *, limit: int, cursor: str | None) -> Page[Team]:
@@ -422,7 +436,7 @@ def list_teams(session: Session, *, limit: int, cursor: str | None) -> Page[Team
 
 
 def update_team(session: Session, *, name: str, data: TeamUpdate) -> Team:
-    team = get_team(session, name=name)
+    team = get_team(session, name=name, for_update=True)
     check_version(team, data.version, f"team {name!r}")
     if data.description is not None:
         team.description = data.description
@@ -434,7 +448,7 @@ def update_team(session: Session, *, name: str, data: TeamUpdate) -> Team:
 
 
 def delete_team(session: Session, *, name: str) -> None:
-    team = get_team(session, name=name)
+    team = get_team(session, name=name, for_update=True)
     for model, column, label in (
         (Project, Project.team_id, "project"),
         (Asset, Asset.owner_team_id, "asset"),
@@ -469,8 +483,8 @@ def create_project(session: Session, *, data: ProjectCreate) -> Project:
     return project
 
 
-def get_project(session: Session, *, name: str) -> Project:
-    return get_by(session, Project, "project", name=name)
+def get_project(session: Session, *, name: str, for_update: bool = False) -> Project:
+    return get_by(session, Project, "project", for_update=for_update, name=name)
 
 
 def list_projects(
@@ -490,7 +504,7 @@ def list_projects(
 
 
 def update_project(session: Session, *, name: str, data: ProjectUpdate) -> Project:
-    project = get_project(session, name=name)
+    project = get_project(session, name=name, for_update=True)
     check_version(project, data.version, f"project {name!r}")
     if data.team is not None:
         project.team = get_team(session, name=data.team)
@@ -502,7 +516,7 @@ def update_project(session: Session, *, name: str, data: ProjectUpdate) -> Proje
 
 
 def delete_project(session: Session, *, name: str) -> None:
-    project = get_project(session, name=name)
+    project = get_project(session, name=name, for_update=True)
     count = session.scalar(select(func.count()).where(Asset.project_id == project.id))
     if count:
         raise Conflict(f"project {name!r} still has {count} asset(s)")

@@ -10,9 +10,22 @@ from metalyard.errors import NotFound, StaleVersion
 M = TypeVar("M")
 
 
-def get_by(session: Session, model: type[M], label: str, **where: Any) -> M:
-    """The one row matching `where`, or NotFound naming what was looked for."""
-    row = session.scalars(select(model).filter_by(**where)).first()
+def get_by(
+    session: Session, model: type[M], label: str, *, for_update: bool = False, **where: Any
+) -> M:
+    """The one row matching `where`, or NotFound naming what was looked for.
+
+    `for_update` is for the writers of the row: it stays locked until the transaction ends,
+    and is read as the writer before left it (PostgreSQL waits for that writer to finish;
+    SQLite's writers take turns anyway). Concurrent changes then apply one after the other,
+    so one that names no version never fails on the version another one bumped.
+    """
+    stmt = select(model).filter_by(**where)
+    if for_update:
+        # OF the row's own table: PostgreSQL cannot lock the outer side of the joins that
+        # load its relations. Populate, as the row may be in the session from an older read.
+        stmt = stmt.with_for_update(of=model).execution_options(populate_existing=True)
+    row = session.scalars(stmt).first()
     if row is None:
         wanted = ", ".join(f"{key} {value!r}" for key, value in where.items())
         raise NotFound(f"no {label} with {wanted}", details=where)
@@ -20,7 +33,12 @@ def get_by(session: Session, model: type[M], label: str, **where: Any) -> M:
 
 
 def check_version(row: Any, expected: int | None, label: str) -> None:
-    """Optimistic concurrency: a write based on an old read is refused."""
+    """Optimistic concurrency: a write based on an old read is refused.
+
+    Check a row read `for_update` (see get_by): a row read without the lock may be changed
+    by another writer before this one flushes, which then fails (StaleDataError) although
+    its caller named no version.
+    """
     if expected is None or expected == row.version:
         return
     what = (

@@ -89,8 +89,8 @@ def create_site(session: Session, *, data: SiteCreate) -> Site:
     return site
 
 
-def get_site(session: Session, *, name: str) -> Site:
-    return get_by(session, Site, "site", name=name)
+def get_site(session: Session, *, name: str, for_update: bool = False) -> Site:
+    return get_by(session, Site, "site", for_update=for_update, name=name)
 
 
 def list_sites(session: Session, *, sort: str, limit: int, cursor: str | None) -> Page[Site]:
@@ -99,13 +99,13 @@ def list_sites(session: Session, *, sort: str, limit: int, cursor: str | None) -
 
 
 def update_site(session: Session, *, name: str, data: SiteUpdate) -> Site:
-    site = get_site(session, name=name)
+    site = get_site(session, name=name, for_update=True)
     _update(site, data, f"site {name!r}")
     return site
 
 
 def delete_site(session: Session, *, name: str) -> None:
-    site = get_site(session, name=name)
+    site = get_site(session, name=name, for_update=True)
     racks = session.scalar(select(func.count()).where(Rack.site_id == site.id))
     if racks:
         raise Conflict(f"site {name!r} still has {racks} rack(s); delete or move them first")
@@ -124,8 +124,8 @@ def create_rack(session: Session, *, data: RackCreate) -> Rack:
     return rack
 
 
-def get_rack(session: Session, *, rack_id: int) -> Rack:
-    return get_by(session, Rack, "rack", id=rack_id)
+def get_rack(session: Session, *, rack_id: int, for_update: bool = False) -> Rack:
+    return get_by(session, Rack, "rack", for_update=for_update, id=rack_id)
 
 
 def list_racks(
@@ -147,13 +147,13 @@ def list_racks(
 
 
 def update_rack(session: Session, *, rack_id: int, data: RackUpdate) -> Rack:
-    rack = get_rack(session, rack_id=rack_id)
+    rack = get_rack(session, rack_id=rack_id, for_update=True)
     _update(rack, data, f"rack {rack_id}")
     return rack
 
 
 def delete_rack(session: Session, *, rack_id: int) -> None:
-    rack = get_rack(session, rack_id=rack_id)
+    rack = get_rack(session, rack_id=rack_id, for_update=True)
     assets = session.scalar(select(func.count()).where(Asset.rack_id == rack.id))
     if assets:
         raise Conflict(f"rack {rack_id} still holds {assets} asset(s); move them first")
@@ -171,8 +171,8 @@ def create_machine_class(session: Session, *, data: MachineClassCreate) -> Machi
     return machine_class
 
 
-def get_machine_class(session: Session, *, name: str) -> MachineClass:
-    return get_by(session, MachineClass, "machine class", name=name)
+def get_machine_class(session: Session, *, name: str, for_update: bool = False) -> MachineClass:
+    return get_by(session, MachineClass, "machine class", for_update=for_update, name=name)
 
 
 def list_machine_classes(
@@ -190,13 +190,13 @@ def list_machine_classes(
 
 
 def update_machine_class(session: Session, *, name: str, data: MachineClassUpdate) -> MachineClass:
-    machine_class = get_machine_class(session, name=name)
+    machine_class = get_machine_class(session, name=name, for_update=True)
     _update(machine_class, data, f"machine class {name!r}")
     return machine_class
 
 
 def delete_machine_class(session: Session, *, name: str) -> None:
-    machine_class = get_machine_class(session, name=name)
+    machine_class = get_machine_class(session, name=name, for_update=True)
     used = session.scalar(select(func.count()).where(Asset.machine_class_id == machine_class.id))
     if used:
         raise Conflict(f"machine class {name!r} is used by {used} asset(s)")
@@ -246,8 +246,10 @@ class AssetFilter:
     """Free text, matched anywhere in the serial or the hostname."""
 
 
-def get_asset(session: Session, *, serial: str) -> Asset:
-    return get_by(session, Asset, "asset", serial=serial)
+def get_asset(session: Session, *, serial: str, for_update: bool = False) -> Asset:
+    """The asset as a row to change (see get_asset_document for reads); `for_update` when
+    changing it (see db.lookup.get_by)."""
+    return get_by(session, Asset, "asset", for_update=for_update, serial=serial)
 
 
 def get_asset_document(session: Session, *, serial: str) -> AssetDocument:
@@ -448,7 +450,7 @@ def create_asset(session: Session, *, data: AssetCreate, actor: Actor) -> Asset:
 
 
 def update_asset(session: Session, *, serial: str, data: AssetUpdate) -> Asset:
-    asset = get_asset(session, serial=serial)
+    asset = get_asset(session, serial=serial, for_update=True)
     check_version(asset, data.version, f"asset {serial!r}")
     changes = data.changes()
     if "rack" in changes and "site" not in changes and changes["rack"] is not None:
@@ -469,7 +471,7 @@ def update_asset(session: Session, *, serial: str, data: AssetUpdate) -> Asset:
 
 
 def change_tags(session: Session, *, serial: str, change: TagChange) -> Asset:
-    asset = get_asset(session, serial=serial)
+    asset = get_asset(session, serial=serial, for_update=True)
     tags = {t.key: t.value for t in asset.tags}
     for key in change.remove:
         tags.pop(key, None)
@@ -486,7 +488,7 @@ def delete_asset(
     session: Session, *, serial: str, reason: str, actor: Actor, policy: list[str]
 ) -> ChangeRequest | None:
     """Delete now, or park the deletion for approval when the policy says so."""
-    asset = get_asset(session, serial=serial)
+    asset = get_asset(session, serial=serial, for_update=True)
     if changes.needs_approval("asset.delete", policy):
         return changes.request_change(
             session,
@@ -503,7 +505,7 @@ def delete_asset(
 
 @changes.action("asset.delete")
 def _delete_approved(session: Session, actor: Actor, payload: dict[str, Any]) -> dict[str, Any]:
-    session.delete(get_asset(session, serial=payload["serial"]))
+    session.delete(get_asset(session, serial=payload["serial"], for_update=True))
     session.flush()
     return {"deleted": payload["serial"]}
 
@@ -539,7 +541,7 @@ def request_transition(
     version: int | None = None,
 ) -> Asset | ChangeRequest:
     """Move now, or park the move for a second person when the policy covers it."""
-    asset = get_asset(session, serial=serial)
+    asset = get_asset(session, serial=serial, for_update=True)
     check_version(asset, version, f"asset {serial!r}")
     action_name = approval_action(asset.state, to)
     if changes.needs_approval(action_name, policy) and to in TRANSITIONS[asset.state]:
@@ -559,7 +561,7 @@ def request_transition(
 @changes.action("asset.decommission")
 @changes.action("asset.leave_baremetal")
 def _transition_approved(session: Session, actor: Actor, payload: dict[str, Any]) -> dict[str, Any]:
-    asset = get_asset(session, serial=payload["serial"])
+    asset = get_asset(session, serial=payload["serial"], for_update=True)
     if asset.state != payload["from"]:
         raise Conflict(
             f"asset {asset.serial!r} moved to {asset.state.value} while the request waited "
