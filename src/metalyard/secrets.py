@@ -60,13 +60,15 @@ class Keyring:
             ) from None
 
 
-def configured_keys(settings: Settings) -> list[str]:
+def configured_keys(settings: Settings, *, make: bool = True) -> list[str]:
     """`METALYARD_SECRET_KEY` (comma-separated, newest first), else the data directory's key
-    file, made on first use so the embedded default needs no setup."""
+    file, made on first use so the embedded default needs no setup (none without `make`)."""
     if settings.secret_key:
         return [key.strip() for key in settings.secret_key.split(",") if key.strip()]
     path = key_file(settings)
     if not path.exists():
+        if not make:
+            return []
         _make_key_file(path)
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
@@ -78,7 +80,7 @@ def key_file(settings: Settings) -> Path:
 def _make_key_file(path: Path) -> None:
     """A new key file, unless another process or thread made one first: theirs stays, so
     that both use the same key (the audit log's MACs come from it on every write)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     try:
         with os.fdopen(fd, "w") as file:
@@ -92,7 +94,7 @@ def _make_key_file(path: Path) -> None:
 
 def write_key_file(path: Path, keys: list[str]) -> None:
     """Replace the key file atomically, readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:

@@ -205,6 +205,7 @@ def db_upgrade():
     database = Database(url)
     try:
         upgrade(url)
+        check_secret_key(database, settings)
         _seal_audit_log(database, settings)
     except SQLAlchemyError as error:
         raise _unreachable(url, error) from None
@@ -248,16 +249,26 @@ def db_rotate_key(
     from metalyard.drivers import service
 
     settings = load_settings()
+    if generate and settings.secret_key:
+        raise typer.BadParameter(
+            "METALYARD_SECRET_KEY is set, so the keys live there: put a new key first "
+            f"(for example {Fernet.generate_key().decode()}) and run this without --generate"
+        )
+    database = Database(settings.effective_database_url)
+    try:
+        # The keys that wrote the database must all be here: rotating without one would
+        # leave its secrets unreadable and its entries unverifiable.
+        check_secret_key(database, settings)
+    except SQLAlchemyError as error:
+        database.dispose()
+        raise _unreachable(settings.effective_database_url, error) from None
+    except BaseException:
+        database.dispose()
+        raise
     keys = secrets.configured_keys(settings)
     if generate:
-        if settings.secret_key:
-            raise typer.BadParameter(
-                "METALYARD_SECRET_KEY is set, so the keys live there: put a new key first "
-                f"(for example {Fernet.generate_key().decode()}) and run this without --generate"
-            )
         keys = [Fernet.generate_key().decode(), *keys]
         secrets.write_key_file(secrets.key_file(settings), keys)
-    database = Database(settings.effective_database_url)
     try:
         with database.transaction() as session:
             count = service.rotate_key(session, keyring=secrets.Keyring(keys))
@@ -336,13 +347,66 @@ def open_database(settings: "Settings") -> "Database":
     try:
         if database.is_sqlite:
             upgrade(url)
-            _seal_audit_log(database, settings)
         else:
             _check_schema(database)
+        check_secret_key(database, settings)
+        if database.is_sqlite:
+            _seal_audit_log(database, settings)
     except SQLAlchemyError as error:
         database.dispose()
         raise _unreachable(url, error) from None
     return database
+
+
+def check_secret_key(database: "Database", settings: "Settings") -> None:
+    """Refuse a database whose audit log or BMC passwords were written with a secret key this
+    process lacks: its writes would fork the log's signatures (a false tamper alarm in
+    `audit verify`) and its BMC calls would fail. No key file is made here, so a process
+    without one cannot make its own beside a database that already has a key."""
+    from sqlalchemy import select
+
+    from metalyard import secrets
+    from metalyard.auth.audit import service as audit
+    from metalyard.drivers.models import BmcCredential
+
+    keys = secrets.configured_keys(settings, make=False)
+    with database.transaction(write=False) as session:
+        foreign = audit.missing_key(session, keys=audit.AuditKeys(keys) if keys else None)
+        secret = session.scalar(
+            select(BmcCredential.password_encrypted).order_by(BmcCredential.id.desc()).limit(1)
+        )
+    if foreign is not None:
+        found = f"its audit log is signed with key {foreign}"
+    elif secret is not None and not _decrypts(secret, keys):
+        found = "its BMC passwords are encrypted with another key"
+    else:
+        return
+    path = secrets.key_file(settings)
+    if settings.secret_key:
+        held = "METALYARD_SECRET_KEY does not hold that key"
+    elif path.exists():
+        held = f"METALYARD_SECRET_KEY is unset and the key file {path} does not hold that key"
+    else:
+        held = f"METALYARD_SECRET_KEY is unset and there is no key file {path}"
+    database.dispose()
+    raise InvalidInput(
+        f"the database {redacted(database.url)} was written with a secret key this process "
+        f"does not have: {found}, and {held}. Give every process of the region (serve, "
+        "worker, db) the same METALYARD_SECRET_KEY, or the same key file; after a rotation, "
+        "keep the old key after the new one until `metalyard db rotate-key` has run"
+    )
+
+
+def _decrypts(secret: str, keys: list[str]) -> bool:
+    from metalyard.secrets import Keyring, SecretKeyError
+
+    if not keys:
+        return False
+    try:
+        Keyring(keys).decrypt(secret)
+    except SecretKeyError:
+        return False
+    return True
 
 
 def _check_schema(database: "Database") -> None:

@@ -102,6 +102,12 @@ def record(
     sealed = seal is not None and _seal_holds(seal, keys)
     if sealed:
         seq, prev_hash = max(seq, seal.seq + 1), seal.hash
+    elif seal is not None and seal.key_id not in keys:
+        log.warning(
+            "the audit log's seal was signed with key %s, which this process does not have: "
+            "every process of the region needs the same METALYARD_SECRET_KEY",
+            seal.key_id,
+        )
     elif seal is not None:
         log.warning("the audit log's seal does not verify; `metalyard audit verify` says why")
     entry = AuditEntry(
@@ -150,6 +156,31 @@ def seal(session: Session, *, settings: Settings) -> AuditSeal | None:
     session.add(_set_seal(new, last.seq, last.hash, AuditKeys.from_settings(settings)))
     session.flush()
     return new
+
+
+def missing_key(session: Session, *, keys: AuditKeys | None) -> str | None:
+    """The id of the key that signed the log's head when `keys` (None: no key at all) lack
+    it, so a process given another key refuses to start instead of forking the chain and
+    raising a false alarm; None for an empty or unkeyed log, or one signed with `keys`.
+
+    A seal signed with an unknown key over a newest entry that `keys` vouch for is not a
+    missing key but a replaced seal: that is left for `verify` to name.
+    """
+    seal = session.get(AuditSeal, _SEAL_ID)
+    newest = session.execute(
+        select(AuditEntry.hash, AuditEntry.key_id, AuditEntry.mac)
+        .where(AuditEntry.mac.is_not(None))
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    ).first()
+    signer = seal.key_id if seal is not None else newest and newest.key_id
+    if keys is None or signer is None:
+        return signer
+    if newest is not None and keys.check(
+        newest.key_id or "", _entry_message(newest.hash), newest.mac
+    ):
+        return None
+    return None if signer in keys else signer
 
 
 def rotate_key(session: Session, *, keys: AuditKeys, batch: int = 5000) -> int:
