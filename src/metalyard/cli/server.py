@@ -198,11 +198,11 @@ def db_upgrade():
     """Bring the configured database's schema to the latest revision (idempotent)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from metalyard.db import Database, upgrade
+    from metalyard.db import upgrade
 
     settings = load_settings()
     url = settings.effective_database_url
-    database = Database(url)
+    database = new_database(settings)
     try:
         upgrade(url)
         check_secret_key(database, settings)
@@ -245,7 +245,6 @@ def db_rotate_key(
 
     from metalyard import secrets
     from metalyard.auth.audit import service as audit
-    from metalyard.db import Database
     from metalyard.drivers import service
 
     settings = load_settings()
@@ -254,7 +253,7 @@ def db_rotate_key(
             "METALYARD_SECRET_KEY is set, so the keys live there: put a new key first "
             f"(for example {Fernet.generate_key().decode()}) and run this without --generate"
         )
-    database = Database(settings.effective_database_url)
+    database = new_database(settings)
     try:
         # The keys that wrote the database must all be here: rotating without one would
         # leave its secrets unreadable and its entries unverifiable.
@@ -340,10 +339,10 @@ def open_database(settings: "Settings") -> "Database":
     """The database, its schema current: SQLite upgrades itself, PostgreSQL must be told to."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from metalyard.db import Database, upgrade
+    from metalyard.db import upgrade
 
     url = settings.effective_database_url
-    database = Database(url)
+    database = new_database(settings)
     try:
         if database.is_sqlite:
             upgrade(url)
@@ -356,6 +355,32 @@ def open_database(settings: "Settings") -> "Database":
         database.dispose()
         raise _unreachable(url, error) from None
     return database
+
+
+def new_database(settings: "Settings") -> "Database":
+    """The configured database; the data directory is made (owner only) when the database
+    lives there, and an SQLite file elsewhere must have a directory already."""
+    from sqlalchemy.engine import make_url
+
+    from metalyard.db import Database
+
+    url = settings.effective_database_url
+    if not settings.database_url:
+        try:
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise InvalidInput(
+                f"METALYARD_DATA_DIR: cannot make the data directory {settings.data_dir}: "
+                f"{error.strerror or error}"
+            ) from None
+    elif make_url(url).get_backend_name() == "sqlite" and make_url(url).database:
+        directory = Path(make_url(url).database).parent
+        if not directory.is_dir():
+            raise InvalidInput(
+                f"METALYARD_DATABASE_URL: the directory {directory} of the SQLite database "
+                "does not exist; create it, or correct the URL"
+            )
+    return Database(url)
 
 
 def check_secret_key(database: "Database", settings: "Settings") -> None:

@@ -2,10 +2,11 @@
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from select import select as select_sockets
 from typing import Any
@@ -196,9 +197,9 @@ def _create_engine(url: str, *, echo: bool) -> Engine:
     # fifth of the time (a page of 100 assets reads 200 documents).
     options: dict[str, Any] = {"echo": echo, "json_deserializer": from_json}
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = url.split("///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **options
         )
@@ -214,6 +215,19 @@ def _create_engine(url: str, *, echo: bool) -> Engine:
     engine = create_engine(url, pool_size=10, max_overflow=20, **options)
     _ping_rested_connections(engine)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only, whatever the umask: it holds
+    password hashes and the audit log, and SQLite gives its -wal and -shm files the same
+    mode. Its directory is not made here: a typo in a URL must not start a new, empty region
+    somewhere (the data directory is made by `metalyard serve` and friends)."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"the directory {path.parent} of the SQLite database does not exist"
+        )
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 IDLE_BEFORE_PING = 1.0
