@@ -60,6 +60,8 @@ def serve(
     from metalyard.auth.service import bootstrap
 
     settings = load_settings(host=host, port=port, data_dir=data_dir)
+    # Before the first admin is made, like the socket below: its token is shown only once.
+    self_signed = _check_tls(settings) if settings.tls_cert and settings.tls_key else False
     # The API needs the flows too: it starts, draws and re-walks runs of them.
     known = load_flows(settings.flow_modules)
     database = open_database(settings)
@@ -72,7 +74,9 @@ def serve(
         typer.echo("first start: created user 'admin'; its token is shown only this once:")
         typer.echo(f"admin token: {token}")
         typer.echo("configure the CLI with:")
-        typer.echo(f"  metalyard region add {settings.region} --url {url} --token {token}")
+        # A self-signed certificate is trusted only when given: make the hint work as printed.
+        trust = f" --ca-bundle {settings.tls_cert.resolve()}" if self_signed else ""
+        typer.echo(f"  metalyard region add {settings.region} --url {url} --token {token}{trust}")
     typer.echo(
         f"metalyard {metalyard.__version__} serving region {settings.region} at {url} "
         f"(database {redacted(database.url)})"
@@ -100,6 +104,45 @@ def serve(
             worker.stop()  # waits for the beans it runs, so none waits for its lease to expire
             typer.echo(f"embedded worker stopped after {worker.executed} bean execution(s)")
         database.dispose()
+
+
+def _check_tls(settings: "Settings") -> bool:
+    """Load the certificate and key as uvicorn will, naming the file that is wrong; whether
+    the certificate is self-signed (clients trust it only when given it)."""
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    cert, key = settings.tls_cert, settings.tls_key
+    assert cert is not None and key is not None
+    contents = {}
+    for name, path in (("METALYARD_TLS_CERT", cert), ("METALYARD_TLS_KEY", key)):
+        if not path.is_file():
+            what = "is a directory, not a file" if path.is_dir() else "does not exist"
+            raise InvalidInput(f"{name}: {path} {what}")
+        try:
+            contents[name] = path.read_bytes()
+        except OSError as error:
+            raise InvalidInput(f"{name}: cannot read {path}: {error.strerror or error}") from None
+    try:
+        certificate = x509.load_pem_x509_certificate(contents["METALYARD_TLS_CERT"])
+    except ValueError:
+        raise InvalidInput(f"METALYARD_TLS_CERT: {cert} holds no PEM certificate") from None
+    try:
+        load_pem_private_key(contents["METALYARD_TLS_KEY"], password=None)
+    except (ValueError, TypeError):
+        raise InvalidInput(
+            f"METALYARD_TLS_KEY: {key} holds no PEM private key (or one with a passphrase, "
+            "which serve cannot ask for)"
+        ) from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except ssl.SSLError:
+        raise InvalidInput(
+            f"METALYARD_TLS_KEY: {key} is not the key of the certificate in {cert}"
+        ) from None
+    return certificate.issuer == certificate.subject
 
 
 def _listen(host: str, port: int) -> socket.socket:
