@@ -5,7 +5,7 @@ half a file), in a directory only its owner can enter.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -29,6 +29,8 @@ class Profile(BaseModel):
     token: str | None = None
     ca_bundle: str | None = None
     insecure: bool = False
+    region: str | None = None
+    """The region its server said it serves when the profile was added (None: never asked)."""
 
 
 class Config(BaseModel):
@@ -95,6 +97,8 @@ class Target:
     url: str
     token: str | None
     verify: bool | str = True
+    region: str | None = None
+    """The region the server must serve, as `region add` found it; None when not known."""
 
     @property
     def insecure(self) -> bool:
@@ -120,10 +124,12 @@ def resolve(config: Config, region: str | None, environ: dict[str, str] | None =
         )
     target = _target(config.current, config.profile(config.current))
     if env_token:
-        return Target(name=target.name, url=target.url, token=env_token, verify=target.verify)
+        return replace(target, token=env_token)
     return target
 
 
 def _target(name: str, profile: Profile) -> Target:
     verify: bool | str = False if profile.insecure else (profile.ca_bundle or True)
-    return Target(name=name, url=profile.url, token=profile.token, verify=verify)
+    return Target(
+        name=name, url=profile.url, token=profile.token, verify=verify, region=profile.region
+    )

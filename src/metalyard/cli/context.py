@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 from metalyard.cli import config
 from metalyard.cli.exit_codes import ExitCode, exit_code_for
 from metalyard.cli.output import note
-from metalyard.errors import MetalyardError
+from metalyard.errors import MetalyardError, Unauthenticated
 from metalyard.sdk import Client
 
 DEBUG_ENV = "METALYARD_DEBUG"
@@ -23,6 +23,8 @@ class State:
 
     region: str | None = None
     context: typer.Context | None = None
+    target: config.Target | None = None
+    """The server this command connected to, to name its region in errors."""
 
 
 _state: ContextVar[State] = ContextVar("metalyard_cli_state")
@@ -50,9 +52,40 @@ def connect(*, token: bool = True) -> Client:
     if chosen.insecure:
         note(f"warning: TLS certificates of region {chosen.name!r} are not checked (--insecure)")
     client = Client(chosen.url, chosen.token if token else None, verify=chosen.verify)
-    if context := state().context:
-        context.call_on_close(client.close)
+    current = state()
+    current.target = chosen
+    if current.context:
+        current.context.call_on_close(client.close)
     return client
+
+
+def explain(error: MetalyardError) -> str:
+    """The error's message, with what the region it came from tells about it."""
+    chosen = state().target
+    if chosen is None:
+        return error.message
+    if not isinstance(error, Unauthenticated):
+        return error.message
+    serves = serving_region(chosen)
+    if serves is None or serves == chosen.region:
+        return error.message
+    return (
+        f"{error.message}: the server at {chosen.url} now serves region {serves!r}, "
+        f"not {chosen.region!r} (profile {chosen.name!r}); if it was replaced on purpose, "
+        f"add the profile again with `metalyard region add`"
+    )
+
+
+def serving_region(chosen: config.Target) -> str | None:
+    """Which region the server now serves, when its profile knows which it should (asked only
+    after the server refused the token: the usual sign that it is another region's)."""
+    if chosen.region is None:
+        return None
+    try:
+        with Client(chosen.url, verify=chosen.verify, timeout=5, retries=0) as client:
+            return client.region().name
+    except MetalyardError:
+        return None
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:
@@ -67,7 +100,7 @@ class Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except MetalyardError as error:
-            fail(error.message, exit_code_for(error))
+            fail(explain(error), exit_code_for(error))
         except Exception as error:
             # Typer's own exits and usage errors (which carry an exit code) keep their way out;
             # so does a closed pipe (`metalyard asset list | head`), which Typer quiets.

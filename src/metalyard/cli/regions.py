@@ -9,9 +9,15 @@ import typer
 from pydantic import BaseModel
 
 from metalyard.cli import config
-from metalyard.cli.context import connect, target
+from metalyard.cli.context import connect, fail, target
+from metalyard.cli.exit_codes import ExitCode, exit_code_for
 from metalyard.cli.output import Output, OutputOption, listing, note, show
-from metalyard.sdk.http import base_url
+from metalyard.errors import MetalyardError, Unauthenticated
+from metalyard.sdk import Client
+from metalyard.sdk.http import Verify, base_url
+
+CHECK_TIMEOUT = 10.0
+"""Seconds `region add` waits for the server: long enough for a far region, short for a typo."""
 
 region = typer.Typer(
     help="Region profiles: add one per region, switch with `region use`.",
@@ -25,6 +31,8 @@ class ProfileOut(BaseModel):
     current: bool
     name: str
     url: str
+    serves: str | None
+    """The region the server said it serves when the profile was added."""
     token: bool
     tls: str
 
@@ -41,7 +49,13 @@ def region_show(output: OutputOption = Output.table):
     """Ask the server of the region in use which region it serves."""
     chosen = target()
     client = connect(token=False)
-    show(client.region(), output, extra={"profile": chosen.name, "url": client.url})
+    answer = client.region()
+    if chosen.region and answer.name != chosen.region:
+        note(
+            f"warning: the server at {client.url} now serves region {answer.name!r}, not "
+            f"{chosen.region!r} as when profile {chosen.name!r} was added"
+        )
+    show(answer, output, extra={"profile": chosen.name, "url": client.url})
 
 
 @region.command("add")
@@ -58,31 +72,83 @@ def region_add(
     insecure: Annotated[
         bool, typer.Option(help="Do not check the server's TLS certificate (testing only).")
     ] = False,
+    serves: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REGION",
+            help="The region the server must serve, when NAME is not it "
+            "(e.g. a second profile of a region, with a read token).",
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            help="Ask the server which region it serves and whether it takes the token; "
+            "--no-check saves the profile unchecked (e.g. before the server is up).",
+        ),
+    ] = True,
 ):
-    """Add a region profile, or replace the one of that name."""
+    """Add a region profile, or replace the one of that name, once its server confirms it."""
     if not re.match(config.PROFILE_NAME, name):
         raise typer.BadParameter(f"{name!r}: use letters, digits, '.', '_' and '-'")
     if ca_bundle and insecure:
         raise typer.BadParameter("give --ca-bundle or --insecure, not both")
     if token == "-":
         token = sys.stdin.readline().strip()
+    verify: Verify = False if insecure else (ca_bundle.resolve() if ca_bundle else True)
+    url = base_url(url)
+    serving = _confirm(name, url, token or None, verify, serves or name) if check else None
     settings = config.load()
     existed = name in settings.regions
     settings.regions[name] = config.Profile(
-        url=base_url(url),
+        url=url,
         token=token or None,
         ca_bundle=str(ca_bundle.resolve()) if ca_bundle else None,
         insecure=insecure,
+        region=serving,
     )
     settings.current = settings.current or name
     path = config.save(settings)
     note(f"{'replaced' if existed else 'added'} region {name!r} ({url}) in {path}")
+    if not check:
+        note(f"warning: region {name!r} was not checked: its server, region and token are unknown")
     if insecure:
         note(f"warning: TLS certificates of region {name!r} will not be checked (--insecure)")
     if settings.current == name:
         note(f"region {name!r} is in use")
     else:
         note(f"switch to it with: metalyard region use {name}")
+
+
+def _confirm(name: str, url: str, token: str | None, verify: Verify, expected: str) -> str:
+    """The region the server at `url` serves, once it is `expected` and takes the token."""
+    unsaved = f"region {name!r} was not saved"
+    with Client(url, token, verify=verify, timeout=CHECK_TIMEOUT, retries=1) as client:
+        try:
+            serving = client.region().name
+        except MetalyardError as error:
+            fail(
+                f"{error.message}: {unsaved} (--no-check saves it unchecked)",
+                exit_code_for(error),
+            )
+        if serving != expected:
+            rename = f"name the profile {serving!r}" if name == expected else "fix --serves"
+            fail(
+                f"the server at {url} serves region {serving!r}, not {expected!r}: {unsaved}. "
+                f"If that is the region you meant, {rename}, or add --serves {serving}",
+                ExitCode.NO_REGION,
+            )
+        if token:
+            try:
+                me = client.whoami()
+            except Unauthenticated as error:
+                fail(
+                    f"the server of region {serving!r} refused the token: {error.message}: "
+                    f"{unsaved}",
+                    ExitCode.NOT_ALLOWED,
+                )
+            note(f"region {serving!r} knows the token as {me.user} ({me.scope})")
+    return serving
 
 
 @region.command("use")
@@ -104,12 +170,15 @@ def region_list(output: OutputOption = Output.table):
             current=name == settings.current,
             name=name,
             url=profile.url,
+            serves=profile.region,
             token=bool(profile.token),
             tls="insecure" if profile.insecure else (profile.ca_bundle or "system CAs"),
         )
         for name, profile in sorted(settings.regions.items())
     ]
-    listing(profiles, output, [("current", "IN USE"), "name", "url", "token", ("tls", "TLS")])
+    listing(
+        profiles, output, [("current", "IN USE"), "name", "url", "serves", "token", ("tls", "TLS")]
+    )
 
 
 @region.command("remove")
