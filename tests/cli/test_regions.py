@@ -1,10 +1,17 @@
 """Region profiles: add, switch in one command, override for one command."""
 
 import json
+import ssl
 import stat
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 import yaml
 
 from metalyard.api import create_app
@@ -13,6 +20,7 @@ from metalyard.config import Settings
 from metalyard.db import Database, upgrade
 from tests.cli.conftest import serving
 from tests.peers.postgres import free_port
+from tests.peers.tls import self_signed
 
 
 def test_no_region_configured_exits_9_saying_how_to_add_one(cli):
@@ -245,3 +253,109 @@ def test_a_replaced_server_is_named_when_it_refuses_the_token(
     shown = cli("region", "show", "-o", "json")
     assert json.loads(shown.stdout)["name"] == "other"
     assert "warning: the server at" in shown.stderr and "not 'test-1'" in shown.stderr
+
+
+# CA bundles --------------------------------------------------------------------------------
+
+
+@contextmanager
+def serving_tls(app, certificate: Path, key: Path) -> Iterator[str]:
+    """Serve an app over HTTPS with a self-signed certificate, in a thread."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="error",
+            ssl_certfile=str(certificate),
+            ssl_keyfile=str(key),
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    trust = ssl.create_default_context(cafile=str(certificate))
+    httpx.get(f"{url}/v1/region", verify=trust).raise_for_status()
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def tls_server(app, tmp_path) -> Iterator[tuple[str, Path]]:
+    """The test-1 server over HTTPS, and the CA bundle that trusts it."""
+    certificate, key = self_signed(tmp_path)
+    with serving_tls(app, certificate, key) as url:
+        yield url, certificate
+
+
+def test_region_add_refuses_a_ca_bundle_that_is_not_pem(cli, tmp_path, tls_server, tokens):
+    url, _ = tls_server
+    bundle = tmp_path / "ca.der"
+    bundle.write_bytes(b"\x30\x82 not a PEM file")
+    for check in ("--check", "--no-check"):
+        result = cli(
+            "region", "add", "test-1", "--url", url, "--token", tokens.read,
+            "--ca-bundle", str(bundle), check,
+        )  # fmt: skip
+        assert result.exit_code == ExitCode.INVALID_INPUT, result.output
+        assert f"CA bundle '{bundle}' is not a PEM file of CA certificates" in result.stderr
+    assert json.loads(cli("region", "list", "-o", "json").stdout) == []
+
+
+def test_region_add_checks_the_certificate_with_the_bundle(cli, tls_server, tokens):
+    url, certificate = tls_server
+    refused = cli("region", "add", "test-1", "--url", url, "--token", tokens.read)
+    assert refused.exit_code == ExitCode.UNREACHABLE
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr
+    assert "checked against the system's CA certificates); give its CA with --ca-bundle" in (
+        refused.stderr
+    )
+    added = cli(
+        "region", "add", "test-1", "--url", url, "--token", tokens.read,
+        "--ca-bundle", str(certificate),
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert json.loads(cli("whoami", "-o", "json").stdout)["user"] == "rita"
+
+
+def test_a_ca_bundle_gone_bad_is_named_with_its_region(cli, tls_server, tokens):
+    url, certificate = tls_server
+    added = cli(
+        "region", "add", "test-1", "--url", url, "--token", tokens.read,
+        "--ca-bundle", str(certificate),
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    certificate.write_text("rotated by hand, badly\n")
+    result = cli("whoami")
+    assert result.exit_code == ExitCode.INVALID_INPUT
+    assert result.stderr.startswith(
+        f"error: region 'test-1': CA bundle '{certificate}' is not a PEM file of CA certificates"
+    )
+
+
+def test_a_certificate_the_bundle_does_not_trust_is_named_with_region_and_bundle(
+    cli, tmp_path, tls_server, tokens
+):
+    url, certificate = tls_server
+    assert cli(
+        "region", "add", "test-1", "--url", url, "--token", tokens.read,
+        "--ca-bundle", str(certificate),
+    ).exit_code == 0  # fmt: skip
+    # The server's certificate is renewed by a CA the bundle does not hold.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    stranger, _ = self_signed(elsewhere)
+    certificate.write_bytes(stranger.read_bytes())
+    result = cli("whoami")
+    assert result.exit_code == ExitCode.UNREACHABLE
+    line = result.stderr.strip()
+    assert line.startswith(f"error: region 'test-1': cannot reach {url}")
+    assert "CERTIFICATE_VERIFY_FAILED" in line
+    assert line.endswith(f"(its certificate was checked against the CA bundle '{certificate}')")

@@ -417,3 +417,13 @@ def test_a_change_whose_connection_broke_after_sending_may_have_been_carried_out
         "the request may have been carried out; check before repeating it"
     )
     assert writer.sites.get("dub1").name == "dub1"
+
+
+def test_a_ca_bundle_without_a_certificate_is_named_when_the_client_is_made(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate\n")
+    with pytest.raises(InvalidInput) as err:
+        Client("https://dub1.example", verify=bundle)
+    assert err.value.message.startswith(
+        f"CA bundle '{bundle}' is not a PEM file of CA certificates: [X509"
+    )

@@ -51,7 +51,10 @@ def connect(*, token: bool = True) -> Client:
     chosen = target()
     if chosen.insecure:
         note(f"warning: TLS certificates of region {chosen.name!r} are not checked (--insecure)")
-    client = Client(chosen.url, chosen.token if token else None, verify=chosen.verify)
+    try:
+        client = Client(chosen.url, chosen.token if token else None, verify=chosen.verify)
+    except MetalyardError as error:  # its CA bundle went missing or bad since `region add`
+        raise type(error)(f"region {chosen.name!r}: {error.message}") from None
     current = state()
     current.target = chosen
     if current.context:
@@ -64,6 +67,11 @@ def explain(error: MetalyardError) -> str:
     chosen = state().target
     if chosen is None:
         return error.message
+    details = error.details if isinstance(error.details, dict) else {}
+    if details.get("tls"):
+        bundle = isinstance(chosen.verify, str)
+        hint = "" if bundle else "; give its CA with `metalyard region add … --ca-bundle FILE`"
+        return f"region {chosen.name!r}: {error.message}{hint}"
     if not isinstance(error, Unauthenticated):
         return error.message
     serves = serving_region(chosen)

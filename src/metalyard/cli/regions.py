@@ -14,7 +14,7 @@ from metalyard.cli.exit_codes import ExitCode, exit_code_for
 from metalyard.cli.output import Output, OutputOption, listing, note, show
 from metalyard.errors import MetalyardError, Unauthenticated
 from metalyard.sdk import Client
-from metalyard.sdk.http import Verify, base_url
+from metalyard.sdk.http import Verify, base_url, ssl_context
 
 CHECK_TIMEOUT = 10.0
 """Seconds `region add` waits for the server: long enough for a far region, short for a typo."""
@@ -96,6 +96,7 @@ def region_add(
     if token == "-":
         token = sys.stdin.readline().strip()
     verify: Verify = False if insecure else (ca_bundle.resolve() if ca_bundle else True)
+    ssl_context(verify)  # a file that is not a PEM CA bundle is named now, not on every command
     url = base_url(url)
     serving = _confirm(name, url, token or None, verify, serves or name) if check else None
     settings = config.load()
@@ -127,8 +128,10 @@ def _confirm(name: str, url: str, token: str | None, verify: Verify, expected: s
         try:
             serving = client.region().name
         except MetalyardError as error:
+            tls = isinstance(error.details, dict) and error.details.get("tls")
+            hint = "; give its CA with --ca-bundle" if tls and verify is True else ""
             fail(
-                f"{error.message}: {unsaved} (--no-check saves it unchecked)",
+                f"{error.message}{hint}: {unsaved} (--no-check saves it unchecked)",
                 exit_code_for(error),
             )
         if serving != expected:

@@ -92,11 +92,12 @@ class Http:
     ) -> None:
         self.url = base_url(url)
         self.token = token
+        self.verify = verify
         self.timeout = timeout
         self.retries = max(0, retries)
         self._client = httpx.Client(
             base_url=self.url,
-            verify=_ssl_context(verify),
+            verify=ssl_context(verify),
             timeout=timeout,
             transport=transport,
             headers={"User-Agent": f"metalyard-sdk/{metalyard.__version__}"},
@@ -191,6 +192,16 @@ class Http:
             )
         if isinstance(error, httpx.TimeoutException):
             message = f"no answer from {self.url} within {self.timeout:g}s"
+        elif _tls_failure(error):
+            checked = (
+                f"the CA bundle {str(self.verify)!r}"
+                if isinstance(self.verify, str | Path)
+                else "the system's CA certificates"
+            )
+            message = (
+                f"cannot reach {self.url}: {reason} (its certificate was checked against {checked})"
+            )
+            details = {**details, "tls": True, "verify": str(self.verify)}
         else:
             message = f"cannot reach {self.url}: {reason}"
         return Unreachable(message, details=details)
@@ -270,13 +281,31 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _ssl_context(verify: Verify) -> ssl.SSLContext | bool:
+def ssl_context(verify: Verify) -> ssl.SSLContext | bool:
+    """What httpx checks the server's certificate with; a CA bundle is read here, once, so a
+    file that holds no certificate is named now rather than failing every connection."""
     if isinstance(verify, bool):
         return verify
     path = Path(verify)
     if not path.is_file():
         raise InvalidInput(f"CA bundle {str(path)!r} is not a file", details={"verify": str(path)})
-    return ssl.create_default_context(cafile=str(path))
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as error:
+        raise InvalidInput(
+            f"CA bundle {str(path)!r} is not a PEM file of CA certificates: {error}",
+            details={"verify": str(path)},
+        ) from None
+
+
+def _tls_failure(error: BaseException) -> bool:
+    """Whether the TLS handshake failed (httpx keeps the ssl error as a cause)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _query(params: Params | None) -> dict[str, Any] | None:
