@@ -9,11 +9,12 @@ themselves, and only then.
 """
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import (
     HTTPAuthorizationCredentials,
@@ -30,10 +31,11 @@ from metalyard.auth.actor import Actor
 from metalyard.auth.models import User
 from metalyard.auth.scopes import Scope
 from metalyard.config import Settings
-from metalyard.errors import Forbidden, Unauthenticated
+from metalyard.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
 from metalyard.schemas import MAX_PAGE_SIZE
 
 T = TypeVar("T")
+V = TypeVar("V", bound="HasVersion")
 
 SCOPE_KEY = "x-required-scope"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -233,3 +235,114 @@ ActorDep = Annotated[Actor, Depends(authorize)]
 PageDep = Annotated[PageQuery, Depends(paging)]
 RawBody = Annotated[bytes, Depends(raw_body)]
 """The body as sent, for a service that validates it itself."""
+
+
+# Versions: If-Match on the way in, ETag on the way out ----------------------------------
+
+
+class HasVersion(Protocol):
+    version: Any
+
+
+ETAG_HEADER = {
+    "ETag": {
+        "description": 'The object\'s version as an ETag (`"3"`): send it back as If-Match.',
+        "schema": {"type": "string"},
+    }
+}
+
+
+def etag_responses(*statuses: int, **more: Any) -> dict[str, Any]:
+    """Route keyword `responses` documenting the ETag of the answers with these statuses."""
+    responses = dict(more.pop("responses", {}))
+    for code in statuses:
+        responses[code] = {**responses.get(code, {}), "headers": ETAG_HEADER}
+    return {"responses": responses, **more}
+
+
+ETAG = re.compile(r'"([0-9]{1,18})"')
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+@dataclass(frozen=True)
+class ETagged:
+    """The answer of a route that returns a versioned object: it carries the ETag."""
+
+    response: Response
+
+    def answer(self, row: T) -> T:
+        """`row`, whose version is now the answer's ETag."""
+        self.response.headers["ETag"] = etag(row.version)  # type: ignore[attr-defined]
+        return row
+
+
+@dataclass(frozen=True)
+class Versioned(ETagged):
+    """A change to a versioned object: the version it holds to, and the answer's ETag.
+
+    The version comes from the body's `version`, the If-Match header, or both if they
+    agree; `If-Match: *` holds to none (any current version), as sending none does.
+    """
+
+    if_match: int | None
+
+    def expected(self, version: int | None) -> int | None:
+        """The version the change holds to, given the one its body names."""
+        if self.if_match is None or version in (None, self.if_match):
+            return self.if_match if version is None else version
+        raise Conflict(
+            f"If-Match names version {self.if_match} but the body's version is {version}: "
+            "send one of them, or the same in both",
+            details={"if_match": self.if_match, "version": version},
+        )
+
+    def of(self, body: V) -> V:
+        """`body` with its `version` the one the change holds to."""
+        version = self.expected(body.version)
+        if version == body.version:
+            return body
+        return body.model_copy(update={"version": version})  # type: ignore[attr-defined]
+
+
+IF_MATCH_HELP = (
+    'The ETag of the version you read (`"3"`, as GET answers it), or `*` for any: a change '
+    "to an object that has moved on since is refused with 409. Like `version` in the body; "
+    "if both are given they must agree."
+)
+
+
+def _version_of(if_match: str | None) -> int | None:
+    """The version an If-Match header names; None for none, or `*` (any version)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    # W/"3" names version 3 too: a proxy may weaken the ETags we send.
+    found = ETAG.fullmatch(if_match.strip().removeprefix("W/"))
+    if found:
+        return int(found[1])
+    message = (
+        f'If-Match: {if_match!r} is not an ETag this server gives out: send one like "3" '
+        "(as GET answers it), or *"
+    )
+    raise InvalidInput(message, details=[{"field": "If-Match", "message": message}])
+
+
+async def versioned(
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(max_length=64, description=IF_MATCH_HELP, alias="If-Match")
+    ] = None,
+) -> Versioned:
+    return Versioned(response, _version_of(if_match))
+
+
+async def etagged(response: Response) -> ETagged:
+    return ETagged(response)
+
+
+VersionedDep = Annotated[Versioned, Depends(versioned)]
+"""What a route that changes a versioned object takes: If-Match, and its answer's ETag."""
+ETaggedDep = Annotated[ETagged, Depends(etagged)]
+"""What a route that answers with a versioned object takes, to send its ETag."""

@@ -6,10 +6,13 @@ from fastapi import Depends, Path, status
 
 from metalyard.api.deps import (
     ActorDep,
+    ETaggedDep,
     IdPath,
     PageDep,
     SessionDep,
+    VersionedDep,
     authorize_with_password,
+    etag_responses,
     requires,
 )
 from metalyard.api.routing import open_router, secured_router
@@ -140,20 +143,22 @@ def list_users(session: SessionDep, page: PageDep):
     return PageOut(items=[user_out(u) for u in result.items], next_cursor=result.next_cursor)
 
 
-@users.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED, **ADMIN)
-def create_user(body: UserCreate, session: SessionDep):
-    return user_out(service.create_user(session, data=body))
+@users.post(
+    "", response_model=UserOut, status_code=status.HTTP_201_CREATED, **ADMIN, **etag_responses(201)
+)
+def create_user(body: UserCreate, session: SessionDep, reply: ETaggedDep):
+    return user_out(reply.answer(service.create_user(session, data=body)))
 
 
-@users.get("/{name}", response_model=UserOut)
-def get_user(name: NamePath, session: SessionDep):
-    return user_out(service.get_user(session, name=name))
+@users.get("/{name}", response_model=UserOut, **etag_responses(200))
+def get_user(name: NamePath, session: SessionDep, reply: ETaggedDep):
+    return user_out(reply.answer(service.get_user(session, name=name)))
 
 
-@users.patch("/{name}", response_model=UserOut, **ADMIN)
-def update_user(name: NamePath, body: UserUpdate, session: SessionDep):
+@users.patch("/{name}", response_model=UserOut, **ADMIN, **etag_responses(200))
+def update_user(name: NamePath, body: UserUpdate, session: SessionDep, change: VersionedDep):
     """Change role, e-mail or password, or disable the user (`active: false`)."""
-    return user_out(service.update_user(session, name=name, data=body))
+    return user_out(change.answer(service.update_user(session, name=name, data=change.of(body))))
 
 
 # Teams ---------------------------------------------------------------------------------
@@ -165,19 +170,21 @@ def list_teams(session: SessionDep, page: PageDep):
     return PageOut(items=[team_out(t) for t in result.items], next_cursor=result.next_cursor)
 
 
-@teams.post("", response_model=TeamOut, status_code=status.HTTP_201_CREATED, **ADMIN)
-def create_team(body: TeamCreate, session: SessionDep):
-    return team_out(service.create_team(session, data=body))
+@teams.post(
+    "", response_model=TeamOut, status_code=status.HTTP_201_CREATED, **ADMIN, **etag_responses(201)
+)
+def create_team(body: TeamCreate, session: SessionDep, reply: ETaggedDep):
+    return team_out(reply.answer(service.create_team(session, data=body)))
 
 
-@teams.get("/{name}", response_model=TeamOut)
-def get_team(name: NamePath, session: SessionDep):
-    return team_out(service.get_team(session, name=name))
+@teams.get("/{name}", response_model=TeamOut, **etag_responses(200))
+def get_team(name: NamePath, session: SessionDep, reply: ETaggedDep):
+    return team_out(reply.answer(service.get_team(session, name=name)))
 
 
-@teams.patch("/{name}", response_model=TeamOut, **ADMIN)
-def update_team(name: NamePath, body: TeamUpdate, session: SessionDep):
-    return team_out(service.update_team(session, name=name, data=body))
+@teams.patch("/{name}", response_model=TeamOut, **ADMIN, **etag_responses(200))
+def update_team(name: NamePath, body: TeamUpdate, session: SessionDep, change: VersionedDep):
+    return team_out(change.answer(service.update_team(session, name=name, data=change.of(body))))
 
 
 @teams.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, **ADMIN)
@@ -194,19 +201,22 @@ def list_projects(session: SessionDep, page: PageDep, team: Name | None = None):
     return PageOut(items=[project_out(p) for p in result.items], next_cursor=result.next_cursor)
 
 
-@projects.post("", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)
-def create_project(body: ProjectCreate, session: SessionDep):
-    return project_out(service.create_project(session, data=body))
+@projects.post(
+    "", response_model=ProjectOut, status_code=status.HTTP_201_CREATED, **etag_responses(201)
+)
+def create_project(body: ProjectCreate, session: SessionDep, reply: ETaggedDep):
+    return project_out(reply.answer(service.create_project(session, data=body)))
 
 
-@projects.get("/{name}", response_model=ProjectOut)
-def get_project(name: NamePath, session: SessionDep):
-    return project_out(service.get_project(session, name=name))
+@projects.get("/{name}", response_model=ProjectOut, **etag_responses(200))
+def get_project(name: NamePath, session: SessionDep, reply: ETaggedDep):
+    return project_out(reply.answer(service.get_project(session, name=name)))
 
 
-@projects.patch("/{name}", response_model=ProjectOut)
-def update_project(name: NamePath, body: ProjectUpdate, session: SessionDep):
-    return project_out(service.update_project(session, name=name, data=body))
+@projects.patch("/{name}", response_model=ProjectOut, **etag_responses(200))
+def update_project(name: NamePath, body: ProjectUpdate, session: SessionDep, change: VersionedDep):
+    project = service.update_project(session, name=name, data=change.of(body))
+    return project_out(change.answer(project))
 
 
 @projects.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)

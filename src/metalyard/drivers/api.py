@@ -4,7 +4,15 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, status
 
-from metalyard.api.deps import PageDep, SessionDep, SettingsDep, requires
+from metalyard.api.deps import (
+    ETaggedDep,
+    PageDep,
+    SessionDep,
+    SettingsDep,
+    VersionedDep,
+    etag_responses,
+    requires,
+)
 from metalyard.api.routing import secured_router
 from metalyard.auth.scopes import Scope
 from metalyard.drivers import service
@@ -76,22 +84,34 @@ def list_credentials(session: SessionDep, page: PageDep, sort: SortQuery = "name
     response_model=BmcCredentialOut,
     status_code=status.HTTP_201_CREATED,
     **requires(Scope.ADMIN),
+    **etag_responses(201),
 )
-def create_credential(body: BmcCredentialCreate, session: SessionDep, keyring: KeyringDep):
-    """Store a BMC login; the password is encrypted at rest and never returned."""
-    return service.create_credential(session, data=body, keyring=keyring)
-
-
-@credentials.get("/{name}", response_model=BmcCredentialOut)
-def get_credential(name: CredentialName, session: SessionDep):
-    return service.get_credential(session, name=name)
-
-
-@credentials.patch("/{name}", response_model=BmcCredentialOut, **requires(Scope.ADMIN))
-def update_credential(
-    name: CredentialName, body: BmcCredentialUpdate, session: SessionDep, keyring: KeyringDep
+def create_credential(
+    body: BmcCredentialCreate, session: SessionDep, keyring: KeyringDep, reply: ETaggedDep
 ):
-    return service.update_credential(session, name=name, data=body, keyring=keyring)
+    """Store a BMC login; the password is encrypted at rest and never returned."""
+    return reply.answer(service.create_credential(session, data=body, keyring=keyring))
+
+
+@credentials.get("/{name}", response_model=BmcCredentialOut, **etag_responses(200))
+def get_credential(name: CredentialName, session: SessionDep, reply: ETaggedDep):
+    return reply.answer(service.get_credential(session, name=name))
+
+
+@credentials.patch(
+    "/{name}", response_model=BmcCredentialOut, **requires(Scope.ADMIN), **etag_responses(200)
+)
+def update_credential(
+    name: CredentialName,
+    body: BmcCredentialUpdate,
+    session: SessionDep,
+    keyring: KeyringDep,
+    change: VersionedDep,
+):
+    credential = service.update_credential(
+        session, name=name, data=change.of(body), keyring=keyring
+    )
+    return change.answer(credential)
 
 
 @credentials.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, **requires(Scope.ADMIN))

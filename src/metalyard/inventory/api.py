@@ -2,21 +2,24 @@
 
 from typing import Annotated
 
-from fastapi import Header, Path, Query, Request, Response, status
+from fastapi import Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from metalyard.api.deps import (
     ActorDep,
+    ETaggedDep,
     IdPath,
     PageDep,
     RawBody,
     SessionDep,
     SettingsDep,
+    VersionedDep,
+    etag,
+    etag_responses,
     json_body,
 )
 from metalyard.api.routing import secured_router
 from metalyard.auth.changes.schemas import ChangeRequestOut, change_out
-from metalyard.errors import InvalidInput
 from metalyard.inventory import service
 from metalyard.inventory.documents import page_json
 from metalyard.inventory.lifecycle import AssetState, Health
@@ -69,19 +72,19 @@ def list_sites(session: SessionDep, page: PageDep, sort: SortQuery = "name"):
     return service.list_sites(session, sort=sort, limit=page.limit, cursor=page.cursor)
 
 
-@sites.post("", response_model=SiteOut, status_code=status.HTTP_201_CREATED)
-def create_site(body: SiteCreate, session: SessionDep):
-    return service.create_site(session, data=body)
+@sites.post("", response_model=SiteOut, status_code=status.HTTP_201_CREATED, **etag_responses(201))
+def create_site(body: SiteCreate, session: SessionDep, reply: ETaggedDep):
+    return reply.answer(service.create_site(session, data=body))
 
 
-@sites.get("/{name}", response_model=SiteOut)
-def get_site(name: SiteName, session: SessionDep):
-    return service.get_site(session, name=name)
+@sites.get("/{name}", response_model=SiteOut, **etag_responses(200))
+def get_site(name: SiteName, session: SessionDep, reply: ETaggedDep):
+    return reply.answer(service.get_site(session, name=name))
 
 
-@sites.patch("/{name}", response_model=SiteOut)
-def update_site(name: SiteName, body: SiteUpdate, session: SessionDep):
-    return service.update_site(session, name=name, data=body)
+@sites.patch("/{name}", response_model=SiteOut, **etag_responses(200))
+def update_site(name: SiteName, body: SiteUpdate, session: SessionDep, change: VersionedDep):
+    return change.answer(service.update_site(session, name=name, data=change.of(body)))
 
 
 @sites.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
@@ -106,19 +109,20 @@ def list_racks(
     return PageOut(items=[rack_out(r) for r in result.items], next_cursor=result.next_cursor)
 
 
-@racks.post("", response_model=RackOut, status_code=status.HTTP_201_CREATED)
-def create_rack(body: RackCreate, session: SessionDep):
-    return rack_out(service.create_rack(session, data=body))
+@racks.post("", response_model=RackOut, status_code=status.HTTP_201_CREATED, **etag_responses(201))
+def create_rack(body: RackCreate, session: SessionDep, reply: ETaggedDep):
+    return rack_out(reply.answer(service.create_rack(session, data=body)))
 
 
-@racks.get("/{rack_id}", response_model=RackOut)
-def get_rack(rack_id: IdPath, session: SessionDep):
-    return rack_out(service.get_rack(session, rack_id=rack_id))
+@racks.get("/{rack_id}", response_model=RackOut, **etag_responses(200))
+def get_rack(rack_id: IdPath, session: SessionDep, reply: ETaggedDep):
+    return rack_out(reply.answer(service.get_rack(session, rack_id=rack_id)))
 
 
-@racks.patch("/{rack_id}", response_model=RackOut)
-def update_rack(rack_id: IdPath, body: RackUpdate, session: SessionDep):
-    return rack_out(service.update_rack(session, rack_id=rack_id, data=body))
+@racks.patch("/{rack_id}", response_model=RackOut, **etag_responses(200))
+def update_rack(rack_id: IdPath, body: RackUpdate, session: SessionDep, change: VersionedDep):
+    rack = service.update_rack(session, rack_id=rack_id, data=change.of(body))
+    return rack_out(change.answer(rack))
 
 
 @racks.delete("/{rack_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -134,19 +138,23 @@ def list_machine_classes(session: SessionDep, page: PageDep, sort: SortQuery = "
     return service.list_machine_classes(session, sort=sort, limit=page.limit, cursor=page.cursor)
 
 
-@machine_classes.post("", response_model=MachineClassOut, status_code=status.HTTP_201_CREATED)
-def create_machine_class(body: MachineClassCreate, session: SessionDep):
-    return service.create_machine_class(session, data=body)
+@machine_classes.post(
+    "", response_model=MachineClassOut, status_code=status.HTTP_201_CREATED, **etag_responses(201)
+)
+def create_machine_class(body: MachineClassCreate, session: SessionDep, reply: ETaggedDep):
+    return reply.answer(service.create_machine_class(session, data=body))
 
 
-@machine_classes.get("/{name}", response_model=MachineClassOut)
-def get_machine_class(name: SiteName, session: SessionDep):
-    return service.get_machine_class(session, name=name)
+@machine_classes.get("/{name}", response_model=MachineClassOut, **etag_responses(200))
+def get_machine_class(name: SiteName, session: SessionDep, reply: ETaggedDep):
+    return reply.answer(service.get_machine_class(session, name=name))
 
 
-@machine_classes.patch("/{name}", response_model=MachineClassOut)
-def update_machine_class(name: SiteName, body: MachineClassUpdate, session: SessionDep):
-    return service.update_machine_class(session, name=name, data=body)
+@machine_classes.patch("/{name}", response_model=MachineClassOut, **etag_responses(200))
+def update_machine_class(
+    name: SiteName, body: MachineClassUpdate, session: SessionDep, change: VersionedDep
+):
+    return change.answer(service.update_machine_class(session, name=name, data=change.of(body)))
 
 
 @machine_classes.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
@@ -196,11 +204,11 @@ def list_assets(
     return Response(page_json(result.items, result.next_cursor), media_type=JSON)
 
 
-@assets.post("", response_model=AssetOut, status_code=status.HTTP_201_CREATED)
-def create_asset(body: AssetCreate, session: SessionDep, actor: ActorDep, response: Response):
-    asset = service.create_asset(session, data=body, actor=actor)
-    response.headers["ETag"] = _etag(asset.version)
-    return asset_out(asset)
+@assets.post(
+    "", response_model=AssetOut, status_code=status.HTTP_201_CREATED, **etag_responses(201)
+)
+def create_asset(body: AssetCreate, session: SessionDep, actor: ActorDep, reply: ETaggedDep):
+    return asset_out(reply.answer(service.create_asset(session, data=body, actor=actor)))
 
 
 @assets.post(
@@ -216,40 +224,38 @@ def import_assets(body: RawBody, session: SessionDep, actor: ActorDep, request: 
     return ImportResult(created=len(serials), serials=serials)
 
 
-@assets.get("/{serial}", response_model=AssetOut)
+@assets.get("/{serial}", response_model=AssetOut, **etag_responses(200))
 def get_asset(serial: SerialPath, session: SessionDep):
     asset = service.get_asset_document(session, serial=serial)
-    return Response(asset.json, media_type=JSON, headers={"ETag": _etag(asset.version)})
+    return Response(asset.json, media_type=JSON, headers={"ETag": etag(asset.version)})
 
 
-@assets.patch("/{serial}", response_model=AssetOut)
-def update_asset(
-    serial: SerialPath,
-    body: AssetUpdate,
-    session: SessionDep,
-    response: Response,
-    if_match: Annotated[str | None, Header(max_length=64)] = None,
-):
+@assets.patch("/{serial}", response_model=AssetOut, **etag_responses(200))
+def update_asset(serial: SerialPath, body: AssetUpdate, session: SessionDep, change: VersionedDep):
     """Send the `version` you read (or its ETag as If-Match): a stale write is refused with 409."""
-    if body.version is None and if_match is not None:
-        body.version = _version_from_etag(if_match)
-    asset = service.update_asset(session, serial=serial, data=body)
-    response.headers["ETag"] = _etag(asset.version)
-    return asset_out(asset)
+    return asset_out(
+        change.answer(service.update_asset(session, serial=serial, data=change.of(body)))
+    )
 
 
-@assets.post("/{serial}/tags", response_model=AssetOut)
-def change_tags(serial: SerialPath, body: TagChange, session: SessionDep):
-    return asset_out(service.change_tags(session, serial=serial, change=body))
+@assets.post("/{serial}/tags", response_model=AssetOut, **etag_responses(200))
+def change_tags(serial: SerialPath, body: TagChange, session: SessionDep, change: VersionedDep):
+    asset = service.change_tags(session, serial=serial, change=change.of(body))
+    return asset_out(change.answer(asset))
 
 
-@assets.post("/{serial}/transition", response_model=AssetOut, responses=ApprovalResponse)
+@assets.post(
+    "/{serial}/transition",
+    response_model=AssetOut,
+    **etag_responses(200, responses=ApprovalResponse),
+)
 def transition_asset(
     serial: SerialPath,
     body: TransitionRequest,
     session: SessionDep,
     actor: ActorDep,
     settings: SettingsDep,
+    change: VersionedDep,
 ):
     """Move the asset along its lifecycle; some moves wait for a second person's approval."""
     result = service.request_transition(
@@ -259,10 +265,10 @@ def transition_asset(
         reason=body.reason,
         actor=actor,
         policy=settings.maker_checker,
-        version=body.version,
+        version=change.expected(body.version),
     )
     if isinstance(result, service.Asset):
-        return asset_out(result)
+        return asset_out(change.answer(result))
     return _accepted(result)
 
 
@@ -289,17 +295,3 @@ def _accepted(change) -> JSONResponse:
     return JSONResponse(
         change_out(change).model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED
     )
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def _version_from_etag(value: str) -> int | None:
-    try:
-        return int(value.removeprefix("W/").strip('"'))
-    except ValueError:
-        raise InvalidInput(
-            'If-Match must be an ETag this server gave out, like "3"',
-            details={"field": "If-Match"},
-        ) from None

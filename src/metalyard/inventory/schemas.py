@@ -228,6 +228,7 @@ class AssetUpdate(Schema):
 class TagChange(Schema):
     set: Tags = {}
     remove: Annotated[list[TagKey], Field(max_length=64)] = []
+    version: int | None = Field(None, description="Reject the change if the asset changed since.")
 
 
 class AssetOut(OutSchema):

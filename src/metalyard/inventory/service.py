@@ -472,6 +472,7 @@ def update_asset(session: Session, *, serial: str, data: AssetUpdate) -> Asset:
 
 def change_tags(session: Session, *, serial: str, change: TagChange) -> Asset:
     asset = get_asset(session, serial=serial, for_update=True)
+    check_version(asset, change.version, f"asset {serial!r}")
     tags = {t.key: t.value for t in asset.tags}
     for key in change.remove:
         tags.pop(key, None)
