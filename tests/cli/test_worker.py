@@ -64,16 +64,32 @@ class Process:
         return code
 
 
-def worker_process(database_url: str, *args: str) -> Process:
+def worker_process(database_url: str, data_dir: Path, *args: str) -> Process:
+    """A worker with the API's data dir, so both sign the audit log with its key file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("METALYARD_")}
-    env.update({"METALYARD_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "METALYARD_DATABASE_URL": database_url,
+            "METALYARD_DATA_DIR": str(data_dir),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return Process([sys.executable, "-m", "metalyard.cli", "worker", *args], env)
 
 
-def test_a_worker_process_runs_flows_and_stops_cleanly_on_sigterm(database, live_server, tokens):
+def test_a_worker_process_runs_flows_and_stops_cleanly_on_sigterm(
+    database, live_server, tokens, settings
+):
     name = f"worker-{uuid.uuid4().hex[:6]}"
     process = worker_process(
-        database.url, "--flows", "tests.orchestrator.flows", "--name", name, "--concurrency", "4"
+        database.url,
+        settings.data_dir,
+        "--flows",
+        "tests.orchestrator.flows",
+        "--name",
+        name,
+        "--concurrency",
+        "4",
     )
     try:
         process.wait_for_output(f"worker {name} on database")
