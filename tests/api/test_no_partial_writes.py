@@ -51,6 +51,7 @@ BAD_ROWS = {
     "unknown class": lambda n: {**good_row(n), "machine_class": "ghost"},
     "repeated serial": lambda n: good_row(0),
     "bad state": lambda n: {**good_row(n), "state": "ON_FIRE"},
+    "above its rack": lambda n: {**good_row(n), "rack_position_u": 43},
 }
 
 

@@ -148,6 +148,16 @@ def list_racks(
 
 def update_rack(session: Session, *, rack_id: int, data: RackUpdate) -> Rack:
     rack = get_rack(session, rack_id=rack_id, for_update=True)
+    if data.height_u is not None and data.height_u < rack.height_u:
+        highest = session.scalar(
+            select(func.max(Asset.rack_position_u)).where(Asset.rack_id == rack.id)
+        )
+        if highest is not None and highest > data.height_u:
+            raise InvalidInput(
+                f"height_u: rack {rack.site.name}/{rack.name} holds an asset at U{highest}, "
+                f"above {data.height_u}U; move it first",
+                details={"field": "height_u", "highest_position_u": highest},
+            )
     _update(rack, data, f"rack {rack_id}")
     return rack
 
@@ -436,12 +446,13 @@ def store_documents(database: Database, *, batch: int = DOCUMENT_BATCH) -> int:
 def create_asset(session: Session, *, data: AssetCreate, actor: Actor) -> Asset:
     _ensure_absent(session, Asset, "asset", serial=data.serial)
     _ensure_macs_free(session, [i.mac for i in data.interfaces])
-    fields = data.model_dump(exclude={"interfaces", "tags", "state"})
+    fields = _resolve_references(session, data.model_dump(exclude={"interfaces", "tags", "state"}))
+    _check_position(session, fields["rack_id"], data.rack_position_u)
     asset = Asset(
         state=data.state,
         interfaces=[AssetInterface(**i.model_dump()) for i in data.interfaces],
         tags=[AssetTag(key=k, value=v) for k, v in data.tags.items()],
-        **_resolve_references(session, fields),
+        **fields,
     )
     session.add(asset)
     session.flush()
@@ -456,6 +467,8 @@ def update_asset(session: Session, *, serial: str, data: AssetUpdate) -> Asset:
     if "rack" in changes and "site" not in changes and changes["rack"] is not None:
         changes["site"] = asset.rack.site.name if asset.rack else None
     apply_fields(asset, _resolve_references(session, changes))
+    if "rack" in changes or "rack_position_u" in changes:
+        _check_position(session, asset.rack_id, asset.rack_position_u)
     if data.interfaces is not None:
         ours = {i.mac for i in asset.interfaces}
         _ensure_macs_free(session, [i.mac for i in data.interfaces if i.mac not in ours])
@@ -896,11 +909,15 @@ class _ReferenceCache:
         self.projects = names(Project, "project")
         sites = _named(rows, "site")
         self.racks: dict[tuple[str, str], int] = {}
+        self.heights: dict[tuple[str, str], int] = {}
         if sites:
             found = session.execute(
-                select(Site.name, Rack.name, Rack.id).join(Rack.site).where(Site.name.in_(sites))
-            )
-            self.racks = {(s, r): i for s, r, i in found}
+                select(Site.name, Rack.name, Rack.id, Rack.height_u)
+                .join(Rack.site)
+                .where(Site.name.in_(sites))
+            ).all()
+            self.racks = {(s, r): i for s, r, i, _ in found}
+            self.heights = {(s, r): height for s, r, _, height in found}
 
     def errors_in(self, rows: list[tuple[int, AssetCreate]]) -> list[dict[str, Any]]:
         errors = []
@@ -920,6 +937,13 @@ class _ReferenceCache:
             elif row.rack is not None and (row.site, row.rack) not in self.racks:
                 message = f"no rack {row.rack!r} in site {row.site!r}"
                 errors.append(_row_error(index, row, "rack", message))
+            elif row.rack is not None and row.rack_position_u is not None:
+                height = self.heights[row.site, row.rack]
+                if row.rack_position_u > height:
+                    message = _outside(row.rack_position_u, row.site, row.rack, height)
+                    errors.append(
+                        _row_error(index, row, "rack_position_u", message, height_u=height)
+                    )
         return errors
 
     def ids_for(self, row: AssetCreate) -> dict[str, int | None]:
@@ -1045,6 +1069,23 @@ def _resolve_references(session: Session, fields: dict[str, Any]) -> dict[str, A
                 None if value is None else get_by(session, model, label, name=value).id
             )
     return fields
+
+
+def _check_position(session: Session, rack_id: int | None, position: int | None) -> None:
+    """A position is one of the rack's units. Several assets may share one: the nodes of a
+    multi-node chassis all stand at the chassis' U."""
+    if rack_id is None or position is None:
+        return
+    rack = session.get(Rack, rack_id)  # found by its name just before, or the asset's own
+    if rack is not None and not 1 <= position <= rack.height_u:
+        raise InvalidInput(
+            "rack_position_u: " + _outside(position, rack.site.name, rack.name, rack.height_u),
+            details={"field": "rack_position_u", "height_u": rack.height_u},
+        )
+
+
+def _outside(position: int, site: str, rack: str, height: int) -> str:
+    return f"U{position} is outside rack {site}/{rack}, which is {height}U high (1 to {height})"
 
 
 def _replace_tags(session: Session, asset: Asset, tags: dict[str, str]) -> None:
