@@ -138,6 +138,17 @@ class Unreachable(MetalyardError):
     code = "unreachable"
 
 
+class OutcomeUnknown(Unreachable):
+    """A change (POST, PATCH, PUT, DELETE) was sent but its answer never came back: the server
+    may have carried it out (powered a machine on, moved an asset), so look before repeating it.
+
+    An `Unreachable`, so code that catches that still does; never retried by the SDK.
+    `details["outcome"]` is "unknown".
+    """
+
+    code = "outcome_unknown"
+
+
 ERRORS_BY_CODE: dict[str, type[MetalyardError]] = {
     cls.code: cls
     for cls in (

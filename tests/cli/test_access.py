@@ -66,7 +66,7 @@ def test_wrong_password_exits_4(admin_cli):
 
 
 def test_read_token_cannot_mint_a_write_token(cli, live_server, tokens):
-    cli("region", "add", "ro", "--url", live_server, "--token", tokens.read)
+    cli("region", "add", "ro", "--serves", "test-1", "--url", live_server, "--token", tokens.read)
     result = cli("token", "create", "--scope", "write")
     assert result.exit_code == 4
     assert "cannot create a write token" in result.stderr
@@ -148,7 +148,7 @@ def test_the_last_admin_cannot_disable_themselves(admin_cli):
 
 
 def test_a_reader_asking_for_the_audit_is_told_who_can_grant_it(cli, live_server, tokens):
-    cli("region", "add", "ro", "--url", live_server, "--token", tokens.read)
+    cli("region", "add", "ro", "--serves", "test-1", "--url", live_server, "--token", tokens.read)
     result = cli("audit", "verify")
     assert result.exit_code == 4
     assert "token create" not in result.stderr

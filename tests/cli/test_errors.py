@@ -27,7 +27,7 @@ def test_expired_token_exits_4_saying_it_expired(cli, live_server, database, tok
             ceiling=user.role,
         )
         session.get(ApiToken, token.id).expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(1)
-    cli("region", "add", "t", "--url", live_server, "--token", secret)
+    cli("region", "add", "t", "--no-check", "--url", live_server, "--token", secret)
     result = cli("asset", "list")
     assert result.exit_code == ExitCode.NOT_ALLOWED
     assert "expired" in one_clean_line(result)
@@ -57,3 +57,11 @@ def test_every_client_failure_is_one_line(writer_cli, cli):
     unreachable = cli("--region", "nowhere", "whoami")
     assert unreachable.exit_code == ExitCode.NO_REGION
     one_clean_line(unreachable)
+
+
+def test_a_lost_answer_to_a_change_exits_12_where_a_script_would_retry_3():
+    from metalyard.cli.exit_codes import exit_code_for
+    from metalyard.errors import OutcomeUnknown, Unreachable
+
+    assert exit_code_for(OutcomeUnknown("no answer; it may have been carried out")) == 12
+    assert exit_code_for(Unreachable("cannot reach")) == ExitCode.UNREACHABLE == 3

@@ -119,7 +119,17 @@ def test_transition_waiting_for_approval_is_approved_by_someone_else(
     assert f"metalyard change approve {change['id']}" in parked.stderr
     pending = json.loads(writer_cli("change", "list", "--state", "PENDING", "-o", "json").stdout)
     assert [c["id"] for c in pending] == [change["id"]]
-    cli("region", "add", "checker", "--url", live_server, "--token", tokens.other_write)
+    cli(
+        "region",
+        "add",
+        "checker",
+        "--serves",
+        "test-1",
+        "--url",
+        live_server,
+        "--token",
+        tokens.other_write,
+    )
     mine = writer_cli("change", "approve", str(change["id"]))
     assert mine.exit_code == 4
     approved = cli("--region", "checker", "change", "approve", str(change["id"]), "--comment", "ok")
@@ -141,7 +151,17 @@ def test_approving_a_move_that_no_longer_applies_exits_with_its_conflict(
             "asset", "transition", "SN1", "QUARANTINED", "--reason", "b", "-o", "json"
         ).stdout
     )
-    cli("region", "add", "checker", "--url", live_server, "--token", tokens.other_write)
+    cli(
+        "region",
+        "add",
+        "checker",
+        "--serves",
+        "test-1",
+        "--url",
+        live_server,
+        "--token",
+        tokens.other_write,
+    )
     assert cli("--region", "checker", "change", "approve", str(first["id"])).exit_code == 0
     failed = cli("--region", "checker", "change", "approve", str(second["id"]))
     assert failed.exit_code == 6
@@ -152,7 +172,17 @@ def test_delete_waits_for_approval_and_reject_keeps_the_asset(writer_cli, cli, l
     enrol(writer_cli, "SN1")
     parked = writer_cli("asset", "delete", "SN1", "--reason", "scrapped", "-o", "json")
     change_id = str(json.loads(parked.stdout)["id"])
-    cli("region", "add", "checker", "--url", live_server, "--token", tokens.other_write)
+    cli(
+        "region",
+        "add",
+        "checker",
+        "--serves",
+        "test-1",
+        "--url",
+        live_server,
+        "--token",
+        tokens.other_write,
+    )
     rejected = cli("--region", "checker", "change", "reject", change_id, "--comment", "no")
     assert rejected.exit_code == 0 and "REJECTED" in rejected.stderr
     shown = json.loads(writer_cli("change", "show", change_id, "-o", "json").stdout)
@@ -338,7 +368,7 @@ def test_a_name_given_twice_is_refused_not_folded(writer_cli, options):
 
 
 def test_read_only_token_writing_exits_4(cli, live_server, tokens):
-    cli("region", "add", "ro", "--url", live_server, "--token", tokens.read)
+    cli("region", "add", "ro", "--serves", "test-1", "--url", live_server, "--token", tokens.read)
     result = cli("site", "create", "dub1")
     assert result.exit_code == 4
     assert "needs a token with scope write" in result.stderr
@@ -348,7 +378,7 @@ def test_read_only_token_writing_exits_4(cli, live_server, tokens):
 
 
 def test_wrong_token_exits_4(cli, live_server):
-    cli("region", "add", "bad", "--url", live_server, "--token", "my_nope")
+    cli("region", "add", "bad", "--no-check", "--url", live_server, "--token", "my_nope")
     result = cli("asset", "list")
     assert result.exit_code == 4
     assert result.stderr == "error: the token is not valid\n"
@@ -358,7 +388,7 @@ def test_unreachable_server_exits_3(cli):
     from tests.peers.postgres import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
-    cli("region", "add", "gone", "--url", url, "--token", "my_x")
+    cli("region", "add", "gone", "--no-check", "--url", url, "--token", "my_x")
     result = cli("asset", "list")
     assert result.exit_code == 3
     assert result.stderr.startswith(f"error: cannot reach {url}")

@@ -156,24 +156,21 @@ def test_serve_over_tls_prints_https_and_needs_the_ca(tmp_path):
             text=True,
             timeout=60,
         )
-        assert run("region", "add", "tls", "--url", server.url, "--token", token).returncode == 0
-        refused = run("whoami")
+        refused = run("region", "add", "lab-1", "--url", server.url, "--token", token)
         assert refused.returncode == 3 and "CERTIFICATE_VERIFY_FAILED" in refused.stderr
-        assert (
-            run(
-                "region",
-                "add",
-                "tls-ca",
-                "--url",
-                server.url,
-                "--token",
-                token,
-                "--ca-bundle",
-                str(cert),
-            ).returncode
-            == 0
+        added = run(
+            "region",
+            "add",
+            "lab-1",
+            "--url",
+            server.url,
+            "--token",
+            token,
+            "--ca-bundle",
+            str(cert),
         )
-        trusted = run("--region", "tls-ca", "whoami")
+        assert added.returncode == 0, added.stderr
+        trusted = run("--region", "lab-1", "whoami")
         assert trusted.returncode == 0 and "admin" in trusted.stdout
 
 

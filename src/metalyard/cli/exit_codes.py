@@ -12,6 +12,8 @@
  9  no region configured, or no region of that name
 10  `serve`: the database schema is not at the latest revision
 11  the asset's BMC failed, refused, or cannot do what was asked (its message is shown)
+12  a change was sent but its answer was lost: it may have been carried out, so look
+    before repeating it (retrying on 3 is safe, on 12 it is not)
 """
 
 from enum import IntEnum
@@ -25,6 +27,7 @@ from metalyard.errors import (
     InvalidInput,
     MetalyardError,
     NotFound,
+    OutcomeUnknown,
     PayloadTooLarge,
     ServerError,
     Unauthenticated,
@@ -45,6 +48,7 @@ class ExitCode(IntEnum):
     NO_REGION = 9
     DATABASE_NOT_READY = 10
     BMC_FAILED = 11
+    OUTCOME_UNKNOWN = 12
 
 
 class NoRegion(MetalyardError):
@@ -58,6 +62,7 @@ class DatabaseNotReady(MetalyardError):
 
 
 _BY_ERROR: list[tuple[type[MetalyardError], ExitCode]] = [
+    (OutcomeUnknown, ExitCode.OUTCOME_UNKNOWN),
     (Unreachable, ExitCode.UNREACHABLE),
     (BmcTransient, ExitCode.BMC_FAILED),
     (BmcFatal, ExitCode.BMC_FAILED),

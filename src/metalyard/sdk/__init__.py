@@ -20,6 +20,7 @@ from metalyard.errors import (
     InvalidInput,
     MetalyardError,
     NotFound,
+    OutcomeUnknown,
     PayloadTooLarge,
     ServerError,
     StaleVersion,
@@ -28,7 +29,6 @@ from metalyard.errors import (
 )
 from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
 from metalyard.sdk.client import Client, RegionOut
-from metalyard.sdk.http import OutcomeUnknown
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
 from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
 

@@ -28,6 +28,7 @@ from metalyard.errors import (
     InvalidInput,
     MetalyardError,
     NotFound,
+    OutcomeUnknown,
     PayloadTooLarge,
     ServerError,
     Unauthenticated,
@@ -64,17 +65,6 @@ NEVER_SENT = (
     httpx.UnsupportedProtocol,
 )
 """Transport errors raised before the request left this machine: the server did nothing."""
-
-
-class OutcomeUnknown(Unreachable):
-    """A change (POST, PATCH, PUT, DELETE) was sent but its answer never came back: the server
-    may have carried it out (powered a machine on, moved an asset), so look before repeating it.
-
-    An `Unreachable`, so code that catches that still does; never retried by the SDK.
-    `details["outcome"]` is "unknown".
-    """
-
-    code = "outcome_unknown"
 
 
 class Http:
