@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from metalyard.drivers.models import BmcCredential
+from tests.api.concurrently import all_answered, at_once
 from tests.drivers.conftest import Recorder
 from tests.peers.bmcs import BMC_PASSWORD, BMC_USER, LOOPBACK
 
@@ -267,3 +268,10 @@ def test_a_bmc_error_in_a_form_redfish_does_not_allow_is_a_bmc_error(admin, clie
     assert answer.status_code == 502, answer.text
     assert answer.json()["code"] == "bmc_error"
     assert "an error body Redfish does not allow" in answer.json()["message"]
+
+
+def test_credential_changes_at_once_all_apply(admin, live_server, tokens):
+    add_credential(admin)
+    calls = [("PATCH", "/v1/bmc-credentials/fleet", {"username": f"u{i}"}) for i in range(8)]
+    all_answered(at_once(live_server, tokens.admin, calls))
+    assert admin.get("/v1/bmc-credentials/fleet").json()["version"] == 1 + 8

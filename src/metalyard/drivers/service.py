@@ -68,7 +68,7 @@ def list_credentials(
 def update_credential(
     session: Session, *, name: str, data: BmcCredentialUpdate, keyring: Keyring
 ) -> BmcCredential:
-    credential = get_credential(session, name=name)
+    credential = get_by(session, BmcCredential, "BMC credential", for_update=True, name=name)
     check_version(credential, data.version, f"BMC credential {name!r}")
     if data.username is not None:
         credential.username = data.username
@@ -81,7 +81,7 @@ def update_credential(
 
 
 def delete_credential(session: Session, *, name: str) -> None:
-    credential = get_credential(session, name=name)
+    credential = get_by(session, BmcCredential, "BMC credential", for_update=True, name=name)
     users = session.scalar(select(func.count()).where(Asset.bmc_credential == name))
     if users:
         raise Conflict(

@@ -243,7 +243,7 @@ def list_orders(
 
 def move_order(session: Session, *, number: str, data: OrderMove, actor: Actor) -> PurchaseOrder:
     """A move people make: approve, place with the vendor (ordered), cancel."""
-    order = get_order(session, number=number)
+    order = get_by(session, PurchaseOrder, "purchase order", for_update=True, number=number)
     check_version(order, data.version, f"order {number}")
     allowed = ORDER_MOVES[order.state]
     if data.to not in allowed:

@@ -57,7 +57,7 @@ def list_vendors(session: Session, *, sort: str, limit: int, cursor: str | None)
 
 
 def update_vendor(session: Session, *, name: str, data: VendorUpdate) -> Vendor:
-    vendor = get_vendor(session, name=name)
+    vendor = get_by(session, Vendor, "vendor", for_update=True, name=name)
     check_version(vendor, data.version, f"vendor {name!r}")
     apply_fields(
         vendor, data.model_dump(exclude_unset=True, exclude_none=True, exclude={"version"})
