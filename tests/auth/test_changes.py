@@ -225,5 +225,7 @@ def test_a_malformed_json_policy_says_what_is_expected(monkeypatch, tmp_path):
     from metalyard.config import Settings
 
     monkeypatch.setenv("METALYARD_MAKER_CHECKER", '["asset.delete"')
-    with pytest.raises(ValidationError, match="not a JSON list of action names"):
+    with pytest.raises(
+        ValidationError, match=r"not a JSON list .*or give the values comma-separated"
+    ):
         Settings(data_dir=tmp_path)

@@ -168,21 +168,58 @@ def test_where_a_bmc_redirects_is_checked_before_a_byte_is_sent(admin, client, r
 
 
 @pytest.mark.parametrize(
-    "address",
+    ("address", "refused"),
     [
-        "http://127.0.0.2:{port}\\@10.20.0.5/redfish/v1/Systems/1",
-        "http://10.20.0.5@127.0.0.2:{port}/redfish/v1/Systems/1",
-        "http://xn--zca.127.0.0.2:{port}/redfish/v1/Systems/1",
-        "http://\u00df.example:{port}/redfish/v1/Systems/1",
-        "http://[fe80::1%25lo]:{port}/redfish/v1/Systems/1",
+        ("http://127.0.0.2:{port}\\@10.20.0.5/redfish/v1/Systems/1", 422),
+        ("http://10.20.0.5@127.0.0.2:{port}/redfish/v1/Systems/1", 422),
+        ("http://\u00df.example:{port}/redfish/v1/Systems/1", 422),
+        ("http://[fe80::1%25lo]:{port}/redfish/v1/Systems/1", 422),
+        ("http://xn--zca.127.0.0.2:{port}/redfish/v1/Systems/1", 503),  # resolves nowhere
     ],
 )
-def test_an_address_parsers_could_read_two_ways_is_refused(admin, client, rogue, address):
+def test_an_address_parsers_could_read_two_ways_is_refused(admin, client, rogue, address, refused):
+    """Refused when written (422 naming the field), or at the latest when used."""
     add_credential(admin, networks=("10.20.0.0/16",))
-    add_asset(client, "SN-TRICK", "redfish", address.format(port=rogue.server_port))
-    answer = client.get("/v1/assets/SN-TRICK/power")
-    assert answer.status_code in (409, 422, 503), answer.text
+    body = {
+        "serial": "SN-TRICK",
+        "bmc_driver": "redfish",
+        "bmc_address": address.format(port=rogue.server_port),
+        "bmc_credential": "fleet",
+    }
+    created = client.post("/v1/assets", json=body)
+    if refused == 422:
+        assert created.status_code == 422, created.text
+        assert created.json()["details"][0]["field"] == "bmc_address"
+    else:
+        assert client.get("/v1/assets/SN-TRICK/power").status_code == refused
     assert rogue.seen == []
+
+
+def test_a_bmc_address_its_driver_cannot_read_is_refused_when_written(client):
+    answer = client.post(
+        "/v1/assets", json={"serial": "SN-BAD", "bmc_driver": "redfish", "bmc_address": "garbage"}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["details"][0]["field"] == "bmc_address"
+    assert "a Redfish BMC address is a URL such as" in answer.json()["message"]
+
+    add_asset(client, "SN-OK", "ipmi", "10.0.0.5:623")
+    for change in ({"bmc_address": "a:b:c:d"}, {"bmc_driver": "redfish"}):
+        answer = client.patch("/v1/assets/SN-OK", json=change)
+        assert answer.status_code == 422, change
+        assert answer.json()["details"][0]["field"] == "bmc_address"
+    assert (
+        client.patch("/v1/assets/SN-OK", json={"bmc_address": "[fd00::5]:623"}).status_code == 200
+    )
+
+    rows = [
+        {"serial": "SN-I1", "bmc_driver": "ipmi", "bmc_address": "10.0.0.6"},
+        {"serial": "SN-I2", "bmc_driver": "ipmi", "bmc_address": "not a host:xx"},
+    ]
+    answer = client.post("/v1/assets/import", json={"assets": rows})
+    assert answer.status_code == 422
+    assert [(e["row"], e["field"]) for e in answer.json()["details"]] == [(1, "bmc_address")]
+    assert client.get("/v1/assets/SN-I1").status_code == 404
 
 
 def test_a_bmc_host_name_is_checked_by_every_address_it_resolves_to(admin, client, redfish):

@@ -1,5 +1,6 @@
 """BMC drivers: one interface (base.py), one implementation per protocol."""
 
+import re
 import sys
 
 from metalyard.drivers.base import (
@@ -46,6 +47,21 @@ def driver_class(name: str) -> type[Driver]:
 
         return IpmiDriver
     raise KeyError(name)
+
+
+_PLAIN_ADDRESSES = {
+    "redfish": re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/redfish/v1/Systems/[!-~]*)?$"),
+    "ipmi": re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$"),
+}
+"""The common forms of an address, matched in a microsecond (an import checks thousands);
+the driver parses any other, to accept it or say what is wrong. Connecting parses it anew."""
+
+
+def check_address(driver: str, address: str) -> None:
+    """InvalidInput if `address` is not a BMC address as `driver` writes one."""
+    plain = _PLAIN_ADDRESSES.get(driver)
+    if address and not (plain and plain.match(address)):
+        driver_class(driver).host(address)
 
 
 def connect(target: BmcTarget) -> Driver:

@@ -31,6 +31,8 @@ def checked_host(host: str, address: str) -> str:
     No user part, zone, percent-encoding, backslash or non-ASCII letter: each of those is
     read differently by different parsers, and a credential could follow the other reading.
     """
+    if _HOST_NAME.match(host):  # a name, or an IPv4 address
+        return host
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         if "%" not in bare:
@@ -38,8 +40,6 @@ def checked_host(host: str, address: str) -> str:
             return bare
     except ValueError:
         pass
-    if host == bare and _HOST_NAME.match(host):
-        return host
     raise InvalidInput(
         f"BMC address {address!r} names no plain host: give an IP address or an ASCII DNS "
         "name, without a user part, zone or escapes"

@@ -4,8 +4,10 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
 
+from metalyard import drivers
+from metalyard.errors import InvalidInput
 from metalyard.inventory.lifecycle import AssetState, Health
 from metalyard.schemas import Name, OutSchema, Schema, Text, Unset
 
@@ -179,6 +181,22 @@ class AssetFields(Schema):
     tags: Tags = {}
     facts: dict[str, Any] = {}
     firmware: Firmware = {}
+
+    @field_validator("bmc_address")
+    @classmethod
+    def _written_as_its_driver_writes_one(cls, address: str, info: ValidationInfo) -> str:
+        if "bmc_driver" in info.data:
+            checked_bmc_address(info.data["bmc_driver"], address)
+        return address
+
+
+def checked_bmc_address(driver: str, address: str) -> None:
+    """ValueError (pydantic's words) if the address is not one the driver can reach: told
+    when the asset is written, not at its first power call."""
+    try:
+        drivers.check_address(driver, address)
+    except InvalidInput as error:
+        raise ValueError(error.message) from None
 
 
 class AssetCreate(AssetFields):

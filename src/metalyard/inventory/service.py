@@ -74,6 +74,7 @@ from metalyard.inventory.schemas import (
     SiteCreate,
     SiteUpdate,
     TagChange,
+    checked_bmc_address,
 )
 from metalyard.orchestrator.worker import chore
 from metalyard.schemas import Schema
@@ -469,6 +470,11 @@ def update_asset(session: Session, *, serial: str, data: AssetUpdate) -> Asset:
     apply_fields(asset, _resolve_references(session, changes))
     if "rack" in changes or "rack_position_u" in changes:
         _check_position(session, asset.rack_id, asset.rack_position_u)
+    if "bmc_driver" in changes or "bmc_address" in changes:
+        try:
+            checked_bmc_address(asset.bmc_driver, asset.bmc_address)
+        except ValueError as error:
+            raise InvalidInput(str(error), details={"field": "bmc_address"}) from None
     if data.interfaces is not None:
         ours = {i.mac for i in asset.interfaces}
         _ensure_macs_free(session, [i.mac for i in data.interfaces if i.mac not in ours])
