@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from metalyard.api.errors import not_json
 from metalyard.auth import service as auth_service
 from metalyard.auth.actor import Actor
 from metalyard.auth.models import User
@@ -212,6 +213,10 @@ async def paging(
 
 
 async def raw_body(request: Request) -> bytes:
+    """The body as sent, once it is declared JSON (a CSV file sent as is gets a 415)."""
+    refusal = not_json(request)
+    if refusal is not None:
+        raise refusal
     return await request.body()
 
 

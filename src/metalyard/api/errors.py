@@ -47,16 +47,22 @@ async def _metalyard_error(request: Request, error: MetalyardError) -> JSONRespo
     return error_response(error, headers)
 
 
-async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+def not_json(request: Request) -> UnsupportedMediaType | None:
+    """The 415 for a body not declared JSON, as every body of the API is; None if it is."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if _body_unread(error) and not _is_json(media_type):
-        sent = f"not {media_type}" if media_type else "and none was given"
-        return error_response(
-            UnsupportedMediaType(
-                f"send the body as JSON (Content-Type: application/json), {sent}",
-                details={"content_type": media_type},
-            )
-        )
+    if _is_json(media_type):
+        return None
+    sent = f"not {media_type}" if media_type else "and none was given"
+    return UnsupportedMediaType(
+        f"send the body as JSON (Content-Type: application/json), {sent}",
+        details={"content_type": media_type},
+    )
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    refusal = not_json(request) if _body_unread(error) else None
+    if refusal is not None:
+        return error_response(refusal)
     problems = [
         {**problem, "loc": tuple(part for part in problem["loc"] if part != "body")}
         for problem in error.errors()
