@@ -403,11 +403,8 @@ def open_database(settings: "Settings") -> "Database":
 def new_database(settings: "Settings") -> "Database":
     """The configured database; the data directory is made (owner only) when the database
     lives there, and an SQLite file elsewhere must have a directory already."""
-    from sqlalchemy.engine import make_url
-
     from metalyard.db import Database
 
-    url = settings.effective_database_url
     if not settings.database_url:
         try:
             settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -416,14 +413,12 @@ def new_database(settings: "Settings") -> "Database":
                 f"METALYARD_DATA_DIR: cannot make the data directory {settings.data_dir}: "
                 f"{error.strerror or error}"
             ) from None
-    elif make_url(url).get_backend_name() == "sqlite" and make_url(url).database:
-        directory = Path(make_url(url).database).parent
-        if not directory.is_dir():
-            raise InvalidInput(
-                f"METALYARD_DATABASE_URL: the directory {directory} of the SQLite database "
-                "does not exist; create it, or correct the URL"
-            )
-    return Database(url)
+    try:
+        return Database(settings.effective_database_url)
+    except FileNotFoundError as error:  # an SQLite file's directory (see db.engine)
+        raise InvalidInput(
+            f"METALYARD_DATABASE_URL: {error}; create it, or correct the URL"
+        ) from None
 
 
 def check_secret_key(database: "Database", settings: "Settings") -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
+from metalyard import drivers
 from metalyard.auth.actor import Actor
 from metalyard.auth.changes import service as changes
 from metalyard.auth.changes.models import ChangeRequest
@@ -74,7 +75,6 @@ from metalyard.inventory.schemas import (
     SiteCreate,
     SiteUpdate,
     TagChange,
-    checked_bmc_address,
 )
 from metalyard.orchestrator.worker import chore
 from metalyard.schemas import Schema
@@ -472,9 +472,9 @@ def update_asset(session: Session, *, serial: str, data: AssetUpdate) -> Asset:
         _check_position(session, asset.rack_id, asset.rack_position_u)
     if "bmc_driver" in changes or "bmc_address" in changes:
         try:
-            checked_bmc_address(asset.bmc_driver, asset.bmc_address)
-        except ValueError as error:
-            raise InvalidInput(str(error), details={"field": "bmc_address"}) from None
+            drivers.check_address(asset.bmc_driver, asset.bmc_address)
+        except InvalidInput as error:
+            raise InvalidInput(error.message, details={"field": "bmc_address"}) from None
     if data.interfaces is not None:
         ours = {i.mac for i in asset.interfaces}
         _ensure_macs_free(session, [i.mac for i in data.interfaces if i.mac not in ours])
