@@ -1,8 +1,13 @@
 """An asset's rack position is one of its rack's units, however the asset gets there; several
 assets may share one (the nodes of a multi-node chassis)."""
 
+import threading
+
 import pytest
 
+from metalyard.errors import InvalidInput
+from metalyard.inventory import service
+from metalyard.inventory.schemas import AssetUpdate, RackUpdate
 from tests.inventory.test_query_budget import count_statements
 
 
@@ -62,6 +67,36 @@ def test_a_rack_cannot_shrink_below_an_asset_it_holds(client, racks):
     assert shrunk.json()["details"][0]["field"] == "height_u"
     assert "U30" in shrunk.json()["message"]
     assert client.patch(f"/v1/racks/{tall['id']}", json={"height_u": 30}).status_code == 200
+
+
+def test_a_rack_shrunk_while_an_asset_is_placed_high_in_it_waits_and_sees_it(
+    client, racks, database
+):
+    """Between checking an asset's position against the rack's height and committing it, a
+    shrink of that rack must not slip in: it waits for the placement, then refuses."""
+    body = {"serial": "SN1", "site": "dub1", "rack": "tall", "rack_position_u": 5}
+    client.post("/v1/assets", json=body).raise_for_status()
+    (tall,) = client.get("/v1/racks", params={"name": "tall"}).json()["items"]
+    shrink: dict[str, object] = {}
+
+    def shrink_to_20() -> None:
+        try:
+            with database.transaction() as session:
+                service.update_rack(session, rack_id=tall["id"], data=RackUpdate(height_u=20))
+            shrink["result"] = "shrunk"
+        except InvalidInput as error:
+            shrink["result"] = error.message
+
+    with database.transaction() as session:
+        service.update_asset(session, serial="SN1", data=AssetUpdate(rack_position_u=30))
+        shrinking = threading.Thread(target=shrink_to_20)
+        shrinking.start()
+        shrinking.join(timeout=1.0)  # SQLite's second writer waits too, on the file's lock
+        assert shrinking.is_alive(), f"the shrink did not wait: {shrink}"
+    shrinking.join(timeout=30)
+    assert "holds an asset at U30" in str(shrink["result"])
+    assert client.get(f"/v1/racks/{tall['id']}").json()["height_u"] == 42
+    assert client.get("/v1/assets/SN1").json()["rack_position_u"] == 30
 
 
 def test_an_import_names_every_row_placed_outside_its_rack_and_writes_nothing(client, racks):

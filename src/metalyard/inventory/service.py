@@ -918,9 +918,11 @@ class _ReferenceCache:
         self.heights: dict[tuple[str, str], int] = {}
         if sites:
             found = session.execute(
-                select(Site.name, Rack.name, Rack.id, Rack.height_u)
-                .join(Rack.site)
-                .where(Site.name.in_(sites))
+                _shared(
+                    select(Site.name, Rack.name, Rack.id, Rack.height_u)
+                    .join(Rack.site)
+                    .where(Site.name.in_(sites))
+                )
             ).all()
             self.racks = {(s, r): i for s, r, i, _ in found}
             self.heights = {(s, r): height for s, r, _, height in found}
@@ -1082,12 +1084,19 @@ def _check_position(session: Session, rack_id: int | None, position: int | None)
     multi-node chassis all stand at the chassis' U."""
     if rack_id is None or position is None:
         return
-    rack = session.get(Rack, rack_id)  # found by its name just before, or the asset's own
+    rack = session.scalars(_shared(select(Rack).where(Rack.id == rack_id))).first()
     if rack is not None and not 1 <= position <= rack.height_u:
         raise InvalidInput(
             "rack_position_u: " + _outside(position, rack.site.name, rack.name, rack.height_u),
             details={"field": "rack_position_u", "height_u": rack.height_u},
         )
+
+
+def _shared(query: Select) -> Select:
+    """The racks read share-locked until this transaction ends (PostgreSQL): a rack being
+    shrunk (update_rack locks it for update) then waits for the asset placed in it to be
+    committed, and sees it, rather than shrinking below it between check and commit."""
+    return query.with_for_update(read=True, of=Rack).execution_options(populate_existing=True)
 
 
 def _outside(position: int, site: str, rack: str, height: int) -> str:
