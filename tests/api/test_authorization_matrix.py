@@ -5,6 +5,9 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from metalyard.api.routing import secured_router
+from metalyard.auth.scopes import Scope
+
 PUBLIC = {
     ("GET", "/v1/region"),
     ("GET", "/boot/ipxe"),
@@ -47,19 +50,32 @@ def expected(method: str, path: str, scope: str | None) -> bool:
 
 
 def operations(app):
+    """(method, path, the scope its document says it needs) of every operation."""
     for path, methods in app.openapi()["paths"].items():
-        for method in methods:
-            yield method.upper(), path
+        for method, operation in methods.items():
+            yield method.upper(), path, operation.get("x-required-scope")
+
+
+def documented(needed: str | None, scope: str | None) -> bool | None:
+    """Whether the document says a caller holding `scope` may make a call that needs `needed`;
+    None where it does not say (a call that takes no token: public, or the agent's)."""
+    if needed is None:
+        return None
+    return scope is not None and Scope(scope).covers(Scope(needed))
 
 
 @pytest.mark.parametrize("scope", [None, "read", "write", "admin"])
 def test_every_route_allows_and_denies_as_its_scope_says(app, tokens, scope):
+    """As this test expects, and as the document's `x-required-scope` says: over the four
+    callers, that is the scope enforced."""
     headers = {"Authorization": f"Bearer {getattr(tokens, scope)}"} if scope else {}
     ops = list(operations(app))
     assert len(ops) > 25
+    undocumented = {(method, path) for method, path, needed in ops if needed is None}
+    assert undocumented == PUBLIC | AGENT_ONLY
     wrong = []
     with TestClient(app, headers=headers) as client:
-        for method, path in ops:
+        for method, path, needed in ops:
             url = re.sub(
                 r"\{[^}]+\}", lambda m: "99999" if m.group(0).endswith("id}") else "x", path
             )
@@ -67,8 +83,9 @@ def test_every_route_allows_and_denies_as_its_scope_says(app, tokens, scope):
                 method, url, json={} if method in ("POST", "PATCH", "PUT") else None
             )
             allowed = response.status_code not in (401, 403)
-            if allowed != expected(method, path, scope):
-                wrong.append((method, path, response.status_code, response.json().get("message")))
+            said = documented(needed, scope)
+            if allowed != expected(method, path, scope) or said not in (None, allowed):
+                wrong.append((method, path, needed, response.status_code, response.json()))
             if not allowed and (method, path) not in AGENT_ONLY:
                 assert response.json()["code"] == (
                     "unauthenticated" if scope is None else "forbidden"
@@ -89,3 +106,10 @@ def test_401_and_403_are_distinct_and_say_what_to_do(app, tokens):
     assert (
         "scope write" in denied.json()["message"] and "yours has read" in denied.json()["message"]
     )
+
+
+def test_a_route_whose_methods_need_different_scopes_must_name_one():
+    """Documenting one scope for both would enforce it for both."""
+    router = secured_router()
+    with pytest.raises(ValueError, match="use requires"):
+        router.add_api_route("/either", lambda: None, methods=["GET", "POST"])

@@ -1,7 +1,8 @@
 """What every route depends on: its transaction, the settings, and who is calling.
 
 Authorisation happens here and only here: each route needs `read` for GET and `write`
-otherwise, unless it declares another scope with `requires()`.
+otherwise, unless it declares another scope with `requires()`; the OpenAPI document names
+that scope as each operation's `x-required-scope` (see `token_scope`).
 
 The dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread, and
 the hand-off costs more than these do. Those that may wait on the database hand off
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Header, Path, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
@@ -41,7 +44,13 @@ V = TypeVar("V", bound="HasVersion")
 SCOPE_KEY = "x-required-scope"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer my_…`")
+bearer = HTTPBearer(
+    auto_error=False,
+    description=(
+        "An API token: `Authorization: Bearer my_…`. Each operation that takes one names the "
+        "scope it needs in `x-required-scope` (`read` < `write` < `admin`)."
+    ),
+)
 basic = HTTPBasic(auto_error=False, description="Name and password; only to create a token.")
 
 
@@ -55,6 +64,24 @@ def required_scope(method: str, openapi_extra: dict[str, Any] | None) -> Scope:
     if declared:
         return Scope(declared)
     return Scope.READ if method in READ_METHODS else Scope.WRITE
+
+
+def token_scope(route: APIRoute) -> Scope | None:
+    """The scope `_admit` will ask of the route's token, for the OpenAPI document to say
+    (routing puts it there); None for a route that takes no token."""
+    if not _checks_token(route.dependant):
+        return None
+    scopes = {required_scope(method, route.openapi_extra) for method in route.methods}
+    if len(scopes) > 1:  # documenting one would then enforce it for every method
+        raise ValueError(f"{route.path}: its methods need different scopes; use requires()")
+    return scopes.pop()
+
+
+def _checks_token(dependant: Dependant) -> bool:
+    return any(
+        d.call in (authorize, authorize_with_password) or _checks_token(d)
+        for d in dependant.dependencies
+    )
 
 
 async def get_session(request: Request) -> Session:

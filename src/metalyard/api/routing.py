@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from metalyard.api.deps import READ_METHODS, authorize, refuse_nul_characters
+from metalyard.api.deps import (
+    READ_METHODS,
+    SCOPE_KEY,
+    authorize,
+    refuse_nul_characters,
+    token_scope,
+)
 from metalyard.auth.audit import service as audit
 from metalyard.auth.audit.models import Outcome
 from metalyard.db import Database
@@ -68,6 +74,9 @@ class UnitOfWorkRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
         if self.body_field is not None or "requestBody" in (self.openapi_extra or {}):
             self.responses = {415: NOT_JSON, **self.responses}
+        scope = token_scope(self)
+        if scope is not None:  # a new dict: requires() may have given several routes one
+            self.openapi_extra = {**(self.openapi_extra or {}), SCOPE_KEY: scope.value}
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
