@@ -127,6 +127,13 @@ class OutsideNetworks(Conflict):
     code = "outside_networks"
 
 
+class NoBmc(Conflict):
+    """The asset has no BMC driver or address on record: a BMC call is refused rather than
+    pretended, until someone sets them."""
+
+    code = "no_bmc"
+
+
 class ServerError(MetalyardError):
     """The server failed; raised by the SDK for 5xx answers."""
 
@@ -162,6 +169,7 @@ ERRORS_BY_CODE: dict[str, type[MetalyardError]] = {
         StaleVersion,
         ForbiddenTransition,
         OutsideNetworks,
+        NoBmc,
     )
 }
 

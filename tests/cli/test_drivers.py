@@ -110,6 +110,27 @@ def test_a_bmc_failure_prints_the_bmcs_message_and_exits_11(admin_cli, redfish):
     assert "cannot be reached" in result.stderr
 
 
+def test_an_asset_with_no_bmc_is_refused_naming_what_to_set(admin_cli):
+    assert admin_cli("asset", "create", "SN-CLI-NONE").exit_code == 0
+    shown = admin_cli("asset", "show", "SN-CLI-NONE", "-o", "json")
+    assert json.loads(shown.stdout)["bmc_driver"] is None
+    table = admin_cli("asset", "show", "SN-CLI-NONE").stdout
+    assert "None" not in table and "fake" not in table
+    for command in (("power", "off"), ("power", "status"), ("bmc", "check")):
+        result = admin_cli("asset", *command, "SN-CLI-NONE")
+        assert result.exit_code == ExitCode.CONFLICT, result.output
+        assert "asset 'SN-CLI-NONE' has no BMC driver, address or credential" in result.stderr
+        assert "metalyard asset update SN-CLI-NONE --bmc-driver … --bmc-address …" in (
+            result.stderr
+        )
+        assert "Traceback" not in result.output
+
+    enrol(admin_cli, "SN-CLI-FAKE", "fake", "cli-fake", credential="")
+    result = admin_cli("asset", "power", "on", "SN-CLI-FAKE", "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"state": "on"}
+
+
 def test_a_credential_reaches_only_its_networks(admin_cli, redfish):
     result = admin_cli(
         "bmc-credential", "create", "fleet", "--username", BMC_USER, "--network", "10.20.0.0/16",

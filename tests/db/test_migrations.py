@@ -1,11 +1,14 @@
 """The Alembic migrations build exactly the schema the models declare, on both backends."""
 
 import json
+import uuid
+from collections.abc import Iterator
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, make_url, text
 
 from metalyard.db import Base
 from metalyard.db.engine import alembic_config
@@ -96,4 +99,64 @@ def test_credentials_stored_before_networks_existed_keep_reaching_anywhere(tmp_p
         stored = connection.execute(text("SELECT networks FROM bmc_credentials")).scalar_one()
     assert json.loads(stored) == ["0.0.0.0/0", "::/0"]
     command.downgrade(config, "0013")
+    database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request, tmp_path) -> Iterator[str]:
+    """A new, empty database on either backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'm.db'}"
+        return
+    server = request.getfixturevalue("postgres_url")
+    name = f"migrations_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def test_assets_keep_their_bmc_driver_and_children_when_it_may_be_empty(empty_url):
+    """0015 lets an asset have no BMC driver; a "fake" on record may have been chosen, so
+    every row keeps its own, and the rows that hang off assets stay (SQLite copies the table)."""
+    from metalyard.db import Database
+
+    config = alembic_config(empty_url)
+    command.upgrade(config, "0014")
+    database = Database(empty_url)
+    with database.engine.begin() as connection:
+        for serial, driver in (("SN1", "fake"), ("SN2", "redfish")):
+            connection.execute(
+                text(
+                    "INSERT INTO assets (serial, hostname, vendor, model, state, health,"
+                    " maintenance, bmc_driver, bmc_address, bmc_credential, facts, firmware,"
+                    " version, created_at, updated_at) VALUES (:serial, '', '', '', 'SPARE',"
+                    " 'UNKNOWN', false, :driver, '', '', '{}', '{}', 1, '2026-01-01',"
+                    " '2026-01-01')"
+                ),
+                {"serial": serial, "driver": driver},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO asset_interfaces (asset_id, name, mac) SELECT id, 'eno1',"
+                " '52:54:00:00:00:01' FROM assets WHERE serial = 'SN1'"
+            )
+        )
+        connection.execute(
+            text("INSERT INTO asset_tags (asset_id, key, value) SELECT id, 'a', 'b' FROM assets")
+        )
+    command.upgrade(config, "head")
+    with database.engine.begin() as connection:
+        rows = connection.execute(text("SELECT serial, bmc_driver FROM assets ORDER BY serial"))
+        assert [tuple(row) for row in rows] == [("SN1", "fake"), ("SN2", "redfish")]
+        assert connection.execute(text("SELECT count(*) FROM asset_interfaces")).scalar() == 1
+        assert connection.execute(text("SELECT count(*) FROM asset_tags")).scalar() == 2
+        connection.execute(text("UPDATE assets SET bmc_driver = NULL WHERE serial = 'SN2'"))
+    command.downgrade(config, "0014")
+    with database.engine.connect() as connection:
+        drivers = connection.execute(text("SELECT bmc_driver FROM assets ORDER BY serial"))
+        assert drivers.scalars().all() == ["fake", "fake"]  # as 0014's code enrolled it
     database.dispose()

@@ -34,6 +34,18 @@ def ordered(client, other):
     return number
 
 
+def racked(client, *serials: str, **fields) -> None:
+    """Site-ops scan the servers in at racking, with the BMC they are reached by."""
+    for serial in serials:
+        body = {"serial": serial, "bmc_driver": "fake", **fields}
+        assert client.post("/v1/assets", json=body).status_code == 201
+
+
+def power_off_bean(client, serial: str) -> dict:
+    (run,) = client.get("/v1/runs", params={"subject": f"asset:{serial}"}).json()["items"]
+    return next(bean for bean in run["beans"] if bean["name"] == "power_off") | {"run": run}
+
+
 def boot(agent, facts) -> dict:
     answer = agent.post("/v1/discovery/boot", json={"facts": facts, "agent_port": 9100})
     assert answer.status_code == 200, answer.text
@@ -53,12 +65,13 @@ def wait_for_state(client, serial: str, state: str, timeout: float = 30.0) -> di
 
 
 def test_a_server_as_ordered_becomes_spare_is_powered_off_and_counted(client, agent, ordered):
+    racked(client, "SN-D1")
     FLEET.machine("SN-D1").power = PowerState.ON
     answer = boot(agent, machine_facts("SN-D1"))
     assert answer["serial"] == "SN-D1" and answer["token"]
-    asset = wait_for_state(client, "SN-D1", "SPARE")
-    assert {i["mac"] for i in asset["interfaces"]} == {"52:54:00:10:00:01", "52:54:00:10:00:02"}
+    wait_for_state(client, "SN-D1", "SPARE")
     assert FLEET.machine("SN-D1").power is PowerState.OFF
+    assert power_off_bean(client, "SN-D1")["state"] == "DONE"
     whoami = agent.get("/v1/discovery/whoami", headers={"X-Agent-Token": answer["token"]})
     assert whoami.json()["instruction"] == {"action": "poweroff", "seconds": 0}
     line = client.get(f"/v1/purchase-orders/{ordered}").json()["lines"][0]
@@ -70,6 +83,7 @@ def test_a_server_as_ordered_becomes_spare_is_powered_off_and_counted(client, ag
 def test_a_faulty_server_is_quarantined_with_reasons_and_comes_back_when_clean(
     client, agent, ordered
 ):
+    racked(client, "SN-D2")
     boot(agent, machine_facts("SN-D2", memory_gib=256, disks_gb=(960,)))
     asset = wait_for_state(client, "SN-D2", "QUARANTINED")
     assert asset["tags"]["error.memory"] == "memory: 256 GiB found, 512 GiB expected"
@@ -146,3 +160,22 @@ def test_three_ordered_servers_discovered_through_the_flow_close_their_order(
     assert client.get(f"/v1/purchase-orders/{ordered}").json()["state"] == "closed"
     (row,) = client.get("/v1/procurement/report").json()["orders"]
     assert (row["state"], row["discovered"], row["passed"], row["spare"]) == ("closed", 3, 3, 3)
+
+
+def test_a_spare_with_no_bmc_on_record_stays_on_and_says_what_to_set(client, agent, ordered):
+    boot(agent, machine_facts("SN-D1"))  # not scanned in; its agent reads no BMC address
+    asset = wait_for_state(client, "SN-D1", "SPARE")
+    assert {i["mac"] for i in asset["interfaces"]} == {"52:54:00:10:00:01", "52:54:00:10:00:02"}
+    assert asset["bmc_driver"] is None and asset["bmc_address"] == ""
+    bean = power_off_bean(client, "SN-D1")
+    assert bean["run"]["state"] == "SUCCEEDED"
+    assert bean["state"] == "SKIPPED"
+    assert bean["reason"].startswith(
+        "left it on: asset 'SN-D1' has no BMC driver, address or credential on record"
+    )
+    assert (
+        "`metalyard asset update SN-D1 --bmc-driver … --bmc-address … --bmc-credential …`"
+        in bean["reason"]
+    )
+    (reason,) = client.get("/v1/assets/SN-D1/why").json()["reasons"]
+    assert reason == f"evaluation run {bean['run']['id']} {bean['reason']}"

@@ -112,13 +112,47 @@ def test_bmc_failures_carry_the_bmcs_message(admin, client, redfish):
     assert "cannot be reached" in answer.json()["message"]
 
 
+def test_an_asset_enrolled_without_a_bmc_has_none_and_every_bmc_call_is_refused(client):
+    created = client.post("/v1/assets", json={"serial": "SN-NOBMC"})
+    assert created.status_code == 201, created.text
+    assert created.json()["bmc_driver"] is None
+    assert client.get("/v1/assets/SN-NOBMC").json()["bmc_driver"] is None
+    hint = "`metalyard asset update SN-NOBMC --bmc-driver … --bmc-address … --bmc-credential …`"
+    for answer in (
+        client.post("/v1/assets/SN-NOBMC/power", json={"action": "off"}),
+        client.get("/v1/assets/SN-NOBMC/power"),
+        client.put("/v1/assets/SN-NOBMC/boot", json={"device": "pxe"}),
+        client.post("/v1/assets/SN-NOBMC/bmc/check"),
+        client.get("/v1/assets/SN-NOBMC/firmware"),
+        client.get("/v1/assets/SN-NOBMC/sensors"),
+    ):
+        assert answer.status_code == 409, answer.text
+        body = answer.json()
+        assert body["code"] == "no_bmc"
+        said = "asset 'SN-NOBMC' has no BMC driver, address or credential on record"
+        assert body["message"].startswith(said)
+        assert hint in body["message"]
+        assert body["details"]["missing"] == ["bmc_driver", "bmc_address", "bmc_credential"]
+
+
+def test_an_address_without_its_driver_is_refused_when_written(client):
+    answer = client.post("/v1/assets", json={"serial": "SN-HALF", "bmc_address": "10.0.0.5"})
+    assert answer.status_code == 422
+    assert answer.json()["details"][0]["field"] == "bmc_address"
+    assert "needs its BMC's driver too" in answer.json()["message"]
+
+
 def test_an_asset_without_address_or_credential_is_told_what_to_set(client):
     add_asset(client, "SN-NOADDR", "redfish", "", credential="")
     answer = client.get("/v1/assets/SN-NOADDR/power")
-    assert answer.status_code == 422
-    assert "no BMC address" in answer.json()["message"]
+    assert answer.status_code == 409
+    assert answer.json()["code"] == "no_bmc"
+    assert "no BMC address or credential" in answer.json()["message"]
+    assert "--bmc-address … --bmc-credential …`" in answer.json()["message"]
     add_asset(client, "SN-NOCRED", "ipmi", "127.0.0.1:1623", credential="")
-    assert "no BMC credential" in client.get("/v1/assets/SN-NOCRED/power").json()["message"]
+    answer = client.get("/v1/assets/SN-NOCRED/power")
+    assert answer.status_code == 422
+    assert "no BMC credential" in answer.json()["message"]
     add_asset(client, "SN-GHOST", "ipmi", "127.0.0.1:1623", credential="ghost")
     answer = client.get("/v1/assets/SN-GHOST/power")
     assert answer.status_code == 404 and "ghost" in answer.json()["message"]

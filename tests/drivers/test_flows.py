@@ -31,7 +31,7 @@ def bmc_worker(database, settings):
     worker.stop()
 
 
-def start(database, serial: str, address: str, **bmc: str) -> int:
+def start(database, serial: str, address: str, **bmc: str | None) -> int:
     with database.transaction() as session:
         inventory.create_asset(
             session,
@@ -93,3 +93,15 @@ def test_a_bean_never_sends_a_credential_outside_its_networks(
     assert run.state is RunState.FAILED
     assert "outside the networks BMC credential" in bean(database, run_id).reason
     assert rogue.seen == []
+
+
+def test_a_bean_on_an_asset_with_no_bmc_fails_saying_what_to_set(database, bmc_worker, request):
+    serial = f"SN-NOBMC-{request.node.callspec.id}"
+    run_id = start(database, serial, "", bmc_driver=None)
+    (run,) = wait_until_finished(database, [run_id])
+    assert run.state is RunState.FAILED
+    failed = bean(database, run_id)
+    assert failed.attempts == 1
+    assert failed.reason.startswith(f"NoBmc: asset {serial!r} has no BMC driver, address or")
+    assert f"`metalyard asset update {serial} --bmc-driver …" in failed.reason
+    assert "Traceback" not in failed.reason

@@ -15,6 +15,7 @@ from metalyard.db import utcnow
 from metalyard.discovery.evaluation import evaluate
 from metalyard.discovery.models import Evaluation
 from metalyard.drivers import Capability, PowerAction, PowerState
+from metalyard.drivers.service import BmcNotSet
 from metalyard.errors import MetalyardError
 from metalyard.inventory import service as inventory
 from metalyard.inventory.lifecycle import AssetState
@@ -37,6 +38,8 @@ ERROR_TAG = "error."
 """Problems are also tags (`error.memory=256 GiB found, 512 GiB expected`), so they can be
 searched like any other."""
 ADDRESS_ROLE = "provisioning"
+LEFT_ON = "left it on"
+"""How a power-off skipped for want of a BMC begins its reason (see service.why)."""
 
 
 def _asset(ctx) -> Asset:
@@ -192,14 +195,21 @@ class Promote(Task):
 
 
 class PowerOff(Task):
-    """A SPARE waits switched off, to save energy."""
+    """A SPARE waits switched off, to save energy; one whose BMC is not on record yet stays
+    on, and the skip says what to set."""
 
     def satisfied(self, ctx) -> bool:
-        if not _cleared(ctx) or Capability.POWER not in ctx.driver.capabilities():
+        if not _cleared(ctx):
+            return True
+        if isinstance(ctx.driver, BmcNotSet):
+            return False  # run says why it stays on
+        if Capability.POWER not in ctx.driver.capabilities():
             return True
         return ctx.driver.get_power_state() is PowerState.OFF
 
     def run(self, ctx):
+        if isinstance(ctx.driver, BmcNotSet):
+            return Skipped(f"{LEFT_ON}: {ctx.driver.problem.message}")
         ctx.driver.set_power(PowerAction.OFF)
         return Done()
 

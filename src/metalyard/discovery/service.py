@@ -255,6 +255,9 @@ def why(session: Session, *, serial: str) -> list[str]:
     elif run is not None and run.state is RunState.FAILED:
         failed = [b for b in run.beans if b.state.value == "FAILED"]
         reasons += [f"evaluation run {run.id} failed at {b.name}: {b.reason}" for b in failed]
+    elif run is not None and run.state is RunState.SUCCEEDED:
+        left_on = [b for b in run.beans if b.reason.startswith(flows.LEFT_ON)]
+        reasons += [f"evaluation run {run.id} {b.reason}" for b in left_on]
     if session.get(AgentSession, asset.id) is None and asset.state in IN_DISCOVERY:
         reasons.append("no agent has booted on it yet: power it on to PXE-boot the agent")
     if not reasons:

@@ -7,7 +7,7 @@ transaction before returning the driver: no database lock is ever held across a 
 import logging
 import time
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -21,7 +21,15 @@ from metalyard.drivers import destinations
 from metalyard.drivers.base import BmcTarget, Driver, PowerState
 from metalyard.drivers.models import BmcCredential
 from metalyard.drivers.schemas import BmcCredentialCreate, BmcCredentialUpdate
-from metalyard.errors import AlreadyExists, Conflict, InvalidInput, OutsideNetworks
+from metalyard.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    MetalyardError,
+    NoBmc,
+    OutsideNetworks,
+    Unsupported,
+)
 from metalyard.inventory.models import Asset
 from metalyard.orchestrator.beans import Subject
 from metalyard.secrets import Keyring
@@ -144,35 +152,62 @@ class AssetBmc:
         )
 
 
+def bmc_problem(asset: Asset) -> MetalyardError | None:
+    """What keeps a BMC call from reaching the asset as recorded, as the error the call
+    raises: no driver or address (NoBmc), or no credential where the driver needs one. None
+    once nothing is missing (the address and login may still prove wrong)."""
+    if asset.bmc_driver == "fake":  # reaches machines in this process: needs neither
+        return None
+    fields = {
+        "bmc_driver": asset.bmc_driver,
+        "bmc_address": asset.bmc_address,
+        "bmc_credential": asset.bmc_credential,
+    }
+    missing = [name for name, value in fields.items() if not value]
+    if not missing:
+        return None
+    serial = asset.serial
+    options = " ".join(f"--{name.replace('_', '-')} …" for name in missing)
+    fix = f"`metalyard asset update {serial} {options}`"
+    if missing == ["bmc_credential"]:
+        return InvalidInput(
+            f"asset {serial!r} has no BMC credential; set one with {fix}",
+            details={"field": "bmc_credential"},
+        )
+    named = [name.removeprefix("bmc_") for name in missing]
+    what = ", ".join(named[:-1]) + f" or {named[-1]}" if len(named) > 1 else named[0]
+    return NoBmc(
+        f"asset {serial!r} has no BMC {what} on record, so no BMC call can reach it; "
+        f"set {'them' if len(named) > 1 else 'it'} with {fix}",
+        details={"serial": serial, "missing": missing},
+    )
+
+
 def asset_bmc(session: Session, *, serial: str, keyring: Keyring, settings: Settings) -> AssetBmc:
     """Where the asset's BMC answers and how to log in, from the asset and its credential."""
     asset = get_by(session, Asset, "asset", serial=serial)
+    problem = bmc_problem(asset)
+    if problem is not None:
+        raise problem
+    return _bmc_of(session, asset, keyring, settings)
+
+
+def _bmc_of(session: Session, asset: Asset, keyring: Keyring, settings: Settings) -> AssetBmc:
     username = password = ""
     networks = None
-    if asset.bmc_driver != "fake":
-        if not asset.bmc_address:
-            raise InvalidInput(
-                f"asset {serial!r} has no BMC address; set one with "
-                f"`metalyard asset update {serial} --bmc-address …`"
-            )
-        if not asset.bmc_credential:
-            raise InvalidInput(
-                f"asset {serial!r} has no BMC credential; set one with "
-                f"`metalyard asset update {serial} --bmc-credential NAME`"
-            )
     if asset.bmc_credential:
         credential = get_by(session, BmcCredential, "BMC credential", name=asset.bmc_credential)
         username, password = credential.username, keyring.decrypt(credential.password_encrypted)
         networks = tuple(credential.networks)
     target = BmcTarget(
         driver=asset.bmc_driver,
-        address=asset.bmc_address or serial,
+        address=asset.bmc_address or asset.serial,
         username=username,
         password=password,
         verify=str(settings.bmc_ca_bundle) if settings.bmc_ca_bundle else settings.bmc_verify_tls,
         networks=networks,
     )
-    return AssetBmc(serial, target, asset.bmc_credential)
+    return AssetBmc(asset.serial, target, asset.bmc_credential)
 
 
 def asset_driver(session: Session, *, serial: str, keyring: Keyring, settings: Settings) -> Driver:
@@ -205,8 +240,29 @@ def check(driver: Driver) -> BmcCheck:
     )
 
 
+class BmcNotSet(Driver):
+    """A bean's driver for an asset whose BMC record is incomplete (see bmc_problem): it
+    can do nothing, and says why, so a bean may skip with that reason; any call raises it."""
+
+    name = "none"
+
+    def __init__(self, target: BmcTarget, problem: MetalyardError) -> None:
+        super().__init__(target)
+        self.problem = problem
+
+    def validate(self) -> None:
+        raise self.problem.with_traceback(None)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except Unsupported:
+            raise self.problem.with_traceback(None) from None
+
+
 class SubjectDrivers:
-    """The worker's seam to BMCs: the driver of a run's subject (`asset:SERIAL`)."""
+    """The worker's seam to BMCs: the driver of a run's subject (`asset:SERIAL`), or a
+    BmcNotSet that says what the asset's record lacks."""
 
     def __init__(self, database: Database, settings: Settings) -> None:
         self._database = database
@@ -219,7 +275,10 @@ class SubjectDrivers:
         if self._keyring is None:
             self._keyring = Keyring.from_settings(self._settings)
         with self._database.transaction(write=False) as session:
-            bmc = asset_bmc(
-                session, serial=subject.id, keyring=self._keyring, settings=self._settings
-            )
+            asset = get_by(session, Asset, "asset", serial=subject.id)
+            problem = bmc_problem(asset)
+            if problem is not None:
+                target = BmcTarget(driver=asset.bmc_driver or "", address=asset.bmc_address)
+                return BmcNotSet(target, problem)
+            bmc = _bmc_of(session, asset, self._keyring, self._settings)
         return bmc.connect()

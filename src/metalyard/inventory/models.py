@@ -82,7 +82,8 @@ class Asset(TimestampMixin, VersionedMixin, Base):
     )
     rack_id: Mapped[int | None] = mapped_column(ForeignKey("racks.id", ondelete="RESTRICT"))
     rack_position_u: Mapped[int | None]
-    bmc_driver: Mapped[str] = mapped_column(String(32), default="fake")
+    bmc_driver: Mapped[str | None] = mapped_column(String(32))
+    """None until someone sets it or discovery learns it: no BMC call pretends to reach it."""
     bmc_address: Mapped[str] = mapped_column(String(512), default="")
     bmc_credential: Mapped[str] = mapped_column(String(128), default="")
     """Name of the stored credential for the BMC; the secret itself never sits here."""

@@ -170,7 +170,9 @@ class AssetFields(Schema):
     site: Name | None = None
     rack: Name | None = Field(None, description="Rack name within `site`.")
     rack_position_u: int | None = Field(None, ge=1, le=100)
-    bmc_driver: BmcDriver = "fake"
+    bmc_driver: BmcDriver | None = Field(
+        None, description="None until someone sets it, or discovery reads a BMC address."
+    )
     bmc_address: Annotated[str, StringConstraints(max_length=512)] = ""
     bmc_credential: Annotated[str, StringConstraints(max_length=128)] = ""
     health: Health = Health.UNKNOWN
@@ -185,8 +187,13 @@ class AssetFields(Schema):
     @field_validator("bmc_address")
     @classmethod
     def _written_as_its_driver_writes_one(cls, address: str, info: ValidationInfo) -> str:
-        if "bmc_driver" in info.data:
-            checked_bmc_address(info.data["bmc_driver"], address)
+        if "bmc_driver" not in info.data:  # the driver itself was refused
+            return address
+        driver = info.data["bmc_driver"]
+        if driver is None and address:
+            raise ValueError("an address needs its BMC's driver too: redfish, ipmi or fake")
+        if driver is not None:
+            checked_bmc_address(driver, address)
         return address
 
 
@@ -258,7 +265,8 @@ class AssetOut(OutSchema):
     site: str | None
     rack: str | None
     rack_position_u: int | None
-    bmc_driver: str
+    bmc_driver: str | None
+    """None: no BMC on record, and every BMC call is refused (no_bmc)."""
     bmc_address: str
     bmc_credential: str
     state: AssetState
