@@ -41,6 +41,11 @@ def racked(client, *serials: str, **fields) -> None:
         assert client.post("/v1/assets", json=body).status_code == 201
 
 
+def with_bmc(facts: dict, address: str) -> dict:
+    """The facts with the BMC address `ipmitool lan print` read in-band."""
+    return {**facts, "bmc": {"ip_address": address, "ip_source": "dhcp"}}
+
+
 def power_off_bean(client, serial: str) -> dict:
     (run,) = client.get("/v1/runs", params={"subject": f"asset:{serial}"}).json()["items"]
     return next(bean for bean in run["beans"] if bean["name"] == "power_off") | {"run": run}
@@ -179,3 +184,73 @@ def test_a_spare_with_no_bmc_on_record_stays_on_and_says_what_to_set(client, age
     )
     (reason,) = client.get("/v1/assets/SN-D1/why").json()["reasons"]
     assert reason == f"evaluation run {bean['run']['id']} {bean['reason']}"
+
+
+def test_the_bmc_address_the_agent_reads_is_recorded_with_the_ipmi_driver(client, agent, ordered):
+    boot(agent, with_bmc(machine_facts("SN-D1"), "10.255.0.7"))
+    asset = wait_for_state(client, "SN-D1", "SPARE")
+    assert (asset["bmc_driver"], asset["bmc_address"]) == ("ipmi", "10.255.0.7")
+    assert asset["bmc_credential"] == ""
+    assert "discovery.bmc-address" not in asset["tags"]
+    bean = power_off_bean(client, "SN-D1")
+    assert bean["state"] == "SKIPPED"
+    assert bean["reason"] == (
+        "left it on: asset 'SN-D1' has no BMC credential; set one with "
+        "`metalyard asset update SN-D1 --bmc-credential …`"
+    )
+
+    racked(client, "SN-D2", bmc_driver="redfish")  # the driver is known, not the address
+    boot(agent, with_bmc(machine_facts("SN-D2"), "fd00::8"))
+    asset = wait_for_state(client, "SN-D2", "SPARE")
+    assert (asset["bmc_driver"], asset["bmc_address"]) == ("redfish", "https://[fd00::8]")
+
+
+@pytest.mark.parametrize("reported", ["0.0.0.0", "", "127.0.0.1", "169.254.0.9", "not an ip"])
+def test_a_bmc_address_no_bmc_is_reached_at_is_not_recorded(client, agent, reported):
+    answer = boot(agent, with_bmc(machine_facts("SN-X1"), reported))
+    asset = client.get(f"/v1/assets/{answer['serial']}").json()
+    assert (asset["bmc_driver"], asset["bmc_address"]) == (None, "")
+
+
+def test_a_bmc_address_on_record_is_never_replaced_a_different_one_is_tagged(
+    client, agent, ordered
+):
+    racked(client, "SN-D1", bmc_driver="ipmi", bmc_address="10.0.0.5:623")
+    token = boot(agent, with_bmc(machine_facts("SN-D1"), "10.0.0.5"))["token"]
+    assert "discovery.bmc-address" not in wait_for_state(client, "SN-D1", "SPARE")["tags"]
+    reported = agent.post(
+        "/v1/discovery/report",
+        json={"facts": with_bmc(machine_facts("SN-D1"), "10.0.0.9")},
+        headers={"X-Agent-Token": token},
+    )
+    assert reported.status_code == 200, reported.text
+    asset = wait_for_state(client, "SN-D1", "SPARE")
+    assert (asset["bmc_driver"], asset["bmc_address"]) == ("ipmi", "10.0.0.5:623")
+    assert asset["tags"]["discovery.bmc-address"] == (
+        "the agent reads 10.0.0.9; the BMC address on record is at 10.0.0.5"
+    )
+
+    client.patch("/v1/assets/SN-D1", json={"bmc_address": "10.0.0.9"}).raise_for_status()
+    boot(agent, with_bmc(machine_facts("SN-D1"), "10.0.0.9"))  # the operator's fix agrees
+    asset = client.get("/v1/assets/SN-D1").json()
+    assert asset["bmc_address"] == "10.0.0.9"
+    assert "discovery.bmc-address" not in asset["tags"]
+
+    racked(client, "SN-D2")  # the fake driver is no network address to compare
+    boot(agent, with_bmc(machine_facts("SN-D2"), "10.0.0.10"))
+    asset = client.get("/v1/assets/SN-D2").json()
+    assert (asset["bmc_driver"], asset["bmc_address"]) == ("fake", "")
+    assert "discovery.bmc-address" not in asset["tags"]
+
+
+def test_a_learned_address_gets_no_credential_outside_its_networks(client, admin, agent, ordered):
+    credential = {
+        "name": "fleet", "username": "root", "password": "calvin", "networks": ["10.0.0.0/16"],
+    }  # fmt: skip
+    admin.post("/v1/bmc-credentials", json=credential).raise_for_status()
+    racked(client, "SN-D1", bmc_driver=None, bmc_credential="fleet")
+    boot(agent, with_bmc(machine_facts("SN-D1"), "10.255.0.7"))
+    wait_for_state(client, "SN-D1", "SPARE")
+    bean = power_off_bean(client, "SN-D1")
+    assert bean["run"]["state"] == "FAILED"
+    assert "10.255.0.7 is outside the networks BMC credential 'fleet'" in bean["reason"]

@@ -8,6 +8,7 @@ boot starts the evaluation flow, or wakes the one already running.
 
 import hashlib
 import ipaddress
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -21,19 +22,25 @@ from metalyard.db import utcnow
 from metalyard.db.lookup import get_by
 from metalyard.discovery import flows
 from metalyard.discovery.models import AgentSession, Evaluation
+from metalyard.drivers import service as bmcs
 from metalyard.errors import Conflict, Forbidden, Unauthenticated
 from metalyard.inventory import service as inventory
 from metalyard.inventory.lifecycle import AssetState
 from metalyard.inventory.models import Asset, AssetInterface
-from metalyard.inventory.schemas import AssetCreate
+from metalyard.inventory.schemas import AssetCreate, AssetUpdate, TagChange
 from metalyard.orchestrator import service as orchestrator
 from metalyard.orchestrator.beans import Subject
 from metalyard.orchestrator.models import Run
 from metalyard.orchestrator.states import RunState
 
+logger = logging.getLogger(__name__)
+
 AGENT = Actor.system("discovery")
 UNKNOWN_TAG = "discovery.unknown"
 """On assets discovery created itself: they must match an order before they may serve."""
+BMC_TAG = "discovery.bmc-address"
+"""On assets whose agent reads a BMC address other than the one on record. Which is right
+is for a person to say: a Redfish endpoint may serve the system from elsewhere."""
 WAIT_SECONDS = {AssetState.DISCOVERED: 5, AssetState.EVALUATING: 5, AssetState.QUARANTINED: 60}
 IN_DISCOVERY = (AssetState.DISCOVERED, AssetState.EVALUATING, AssetState.QUARANTINED)
 
@@ -77,6 +84,7 @@ def boot(
     agent.address, agent.port = address, port
     agent.booted_at = agent.seen_at = utcnow()
     session.flush()
+    _learn_bmc(session, asset, facts)
     _evaluate(session, asset, region)
     return _view(session, asset, token=token)
 
@@ -100,6 +108,7 @@ def report(session: Session, *, asset: Asset, facts: dict[str, Any], region: str
     if facts != asset.facts:
         asset.facts = facts
         session.flush()
+        _learn_bmc(session, asset, facts)
         _evaluate(session, asset, region)
     return _view(session, asset)
 
@@ -130,6 +139,45 @@ def _recognise(session: Session, facts: dict[str, Any]) -> Asset:
         tags={UNKNOWN_TAG: "first seen by the agent; no asset had its serial or MACs"},
     )
     return inventory.create_asset(session, data=data, actor=AGENT)
+
+
+def _learn_bmc(session: Session, asset: Asset, facts: dict[str, Any]) -> None:
+    """Record the BMC address the agent read where the asset has none: with the driver
+    "ipmi" if it has none either (the agent read it over IPMI). One on record is never
+    replaced; a different one is tagged. Only an address is learned: a credential is still
+    sent only inside its networks (drivers.service.AssetBmc.connect)."""
+    reported = _reported_bmc_ip(facts)
+    if reported is None:
+        return
+    if not asset.bmc_address and asset.bmc_driver != "fake":
+        driver = asset.bmc_driver or "ipmi"
+        learned = {"bmc_driver": driver} if asset.bmc_driver is None else {}
+        change = AssetUpdate(bmc_address=bmcs.address_at(driver, reported), **learned)
+        inventory.update_asset(session, serial=asset.serial, data=change)
+        logger.info("asset %s: BMC address %s read by its agent", asset.serial, reported)
+    recorded = bmcs.address_ip(asset.bmc_driver, asset.bmc_address)
+    note = None
+    if recorded is not None and recorded != reported:
+        note = f"the agent reads {reported}; the BMC address on record is at {recorded}"
+    if note != next((tag.value for tag in asset.tags if tag.key == BMC_TAG), None):
+        change = TagChange(set={BMC_TAG: note}) if note else TagChange(remove=[BMC_TAG])
+        inventory.change_tags(session, serial=asset.serial, change=change)
+
+
+def _reported_bmc_ip(facts: dict[str, Any]) -> str | None:
+    """The BMC's IP address as the agent read it, if one a BMC can be reached at
+    (`ipmitool lan print` shows 0.0.0.0 for a BMC that has none)."""
+    bmc = facts.get("bmc")
+    text = bmc.get("ip_address") if isinstance(bmc, dict) else None
+    try:
+        ip = ipaddress.ip_address(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if ip is None or any(
+        (ip.is_unspecified, ip.is_loopback, ip.is_link_local, ip.is_multicast, ip.is_reserved)
+    ):
+        return None
+    return str(ip)
 
 
 def _locked(query: Select) -> Select:

@@ -4,6 +4,7 @@ BMC calls take from milliseconds to tens of seconds, so `asset_driver` ends the 
 transaction before returning the driver: no database lock is ever held across a BMC call.
 """
 
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass
@@ -208,6 +209,25 @@ def _bmc_of(session: Session, asset: Asset, keyring: Keyring, settings: Settings
         networks=networks,
     )
     return AssetBmc(asset.serial, target, asset.bmc_credential)
+
+
+def address_at(driver: str, ip: str) -> str:
+    """The address by which `driver` reaches a BMC at `ip` (for Redfish, the endpoint's only
+    system)."""
+    if driver == "redfish":
+        return f"https://[{ip}]" if ":" in ip else f"https://{ip}"
+    return ip
+
+
+def address_ip(driver: str | None, address: str) -> str | None:
+    """The IP address a recorded BMC address connects to; None for a DNS name (not resolved
+    here), for the fake driver (no network) or for no address."""
+    if driver in (None, "fake") or not address:
+        return None
+    try:
+        return str(ipaddress.ip_address(drivers.driver_class(driver).host(address)))
+    except (InvalidInput, ValueError):
+        return None
 
 
 def asset_driver(session: Session, *, serial: str, keyring: Keyring, settings: Settings) -> Driver:
