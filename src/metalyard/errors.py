@@ -156,6 +156,12 @@ class OutcomeUnknown(Unreachable):
     code = "outcome_unknown"
 
 
+class DatabaseNotReady(MetalyardError):
+    """A server-side process found its database's schema behind the code's."""
+
+    code = "database_not_ready"
+
+
 ERRORS_BY_CODE: dict[str, type[MetalyardError]] = {
     cls.code: cls
     for cls in (

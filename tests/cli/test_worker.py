@@ -9,8 +9,8 @@ import time
 import uuid
 from pathlib import Path
 
-from metalyard.cli.server import redacted
 from metalyard.sdk import Client
+from metalyard.startup import redacted
 from tests.cli.conftest import report_waiting, run_over, wait_for_run
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 import metalyard
+from metalyard import startup
 from metalyard.api import errors
 from metalyard.api.deps import SettingsDep
 from metalyard.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -19,6 +20,7 @@ from metalyard.db import Database
 from metalyard.discovery import api as discovery_api
 from metalyard.drivers import api as drivers_api
 from metalyard.drivers import release_sessions
+from metalyard.errors import MetalyardError
 from metalyard.inventory import api as inventory_api
 from metalyard.network import api as network_api
 from metalyard.orchestrator import api as orchestrator_api
@@ -78,5 +80,15 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
 
 def app_from_environment() -> FastAPI:
-    """For process managers: `uvicorn --factory metalyard.api.app:app_from_environment`."""
-    return create_app(Settings())
+    """For process managers: `uvicorn --factory metalyard.api.app:app_from_environment`.
+
+    Starts as `metalyard serve` does, without the embedded worker: settings and secret key
+    checked, schema current; a problem ends the process with its message, not a traceback.
+    """
+    try:
+        settings = startup.load_settings()
+        startup.load_flows(settings.flow_modules)
+        database = startup.open_database(settings)
+    except MetalyardError as error:
+        raise SystemExit(f"metalyard: {error.message}") from None
+    return create_app(settings, database)

@@ -112,7 +112,7 @@ def user_recover_admin(name: Annotated[str, typer.Argument(help="The user to mak
     """
     from metalyard.auth.actor import Actor
     from metalyard.auth.service import recover_admin
-    from metalyard.cli.server import load_settings, open_database
+    from metalyard.startup import load_settings, open_database
 
     settings = load_settings()
     database = open_database(settings)

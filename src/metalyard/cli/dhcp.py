@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 
 from metalyard.cli.output import note
-from metalyard.cli.server import load_settings, open_database
 
 dhcp = typer.Typer(
     help="DHCP through dnsmasq: its configuration and its host files (run on its host).",
@@ -34,6 +33,7 @@ def dhcp_render(
     """Print dnsmasq's configuration for the prefixes in IPAM; restart dnsmasq with it."""
     from metalyard.db import models  # noqa: F401  (every mapper, for the queries)
     from metalyard.network import dhcp as service
+    from metalyard.startup import load_settings, open_database
 
     settings = load_settings()
     if not settings.public_url and settings.host in LOOPBACK_HOSTS:
@@ -65,6 +65,7 @@ def dhcp_sync(
     """Write a host file per known MAC, delete stale ones, SIGHUP dnsmasq if it must forget."""
     from metalyard.db import models  # noqa: F401  (every mapper, for the queries)
     from metalyard.network import dhcp as service
+    from metalyard.startup import load_settings, open_database
 
     settings = load_settings()
     database = open_database(settings)

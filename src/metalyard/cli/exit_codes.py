@@ -23,6 +23,7 @@ from metalyard.errors import (
     BmcFatal,
     BmcTransient,
     Conflict,
+    DatabaseNotReady,
     Forbidden,
     InvalidInput,
     MetalyardError,
@@ -55,10 +56,6 @@ class NoRegion(MetalyardError):
     """The CLI does not know which server to talk to."""
 
     code = "no_region"
-
-
-class DatabaseNotReady(MetalyardError):
-    code = "database_not_ready"
 
 
 _BY_ERROR: list[tuple[type[MetalyardError], ExitCode]] = [

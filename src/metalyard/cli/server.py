@@ -17,9 +17,9 @@ import typer
 
 import metalyard
 from metalyard.cli.context import fail
-from metalyard.cli.exit_codes import DatabaseNotReady, ExitCode
+from metalyard.cli.exit_codes import ExitCode
 from metalyard.cli.output import note
-from metalyard.errors import InvalidInput, Unreachable
+from metalyard.errors import InvalidInput
 
 if TYPE_CHECKING:
     from metalyard.config import Settings
@@ -58,6 +58,7 @@ def serve(
 
     from metalyard.api import create_app
     from metalyard.auth.service import bootstrap
+    from metalyard.startup import load_flows, load_settings, open_database, redacted
 
     settings = load_settings(host=host, port=port, data_dir=data_dir)
     # Before the first admin is made, like the socket below: its token is shown only once.
@@ -195,6 +196,7 @@ def worker(
     once, and other workers re-run its beans when their leases expire.
     """
     from metalyard.drivers import release_sessions
+    from metalyard.startup import load_flows, load_settings, open_database, redacted
 
     settings = load_settings(worker_concurrency=concurrency)
     known = load_flows([*settings.flow_modules, *(flows or [])])
@@ -242,6 +244,14 @@ def db_upgrade():
     from sqlalchemy.exc import SQLAlchemyError
 
     from metalyard.db import upgrade
+    from metalyard.startup import (
+        check_secret_key,
+        load_settings,
+        new_database,
+        redacted,
+        seal_audit_log,
+        unreachable,
+    )
 
     settings = load_settings()
     url = settings.effective_database_url
@@ -249,23 +259,14 @@ def db_upgrade():
     try:
         upgrade(url)
         check_secret_key(database, settings)
-        _seal_audit_log(database, settings)
+        sealed = seal_audit_log(database, settings)
     except SQLAlchemyError as error:
-        raise _unreachable(url, error) from None
+        raise unreachable(url, error) from None
     finally:
         database.dispose()
-    typer.echo(f"database {redacted(url)} is at the latest schema revision")
-
-
-def _seal_audit_log(database: "Database", settings: "Settings") -> None:
-    """Seal the head of an audit log written before entries carried a MAC, so `audit verify`
-    can tell a deleted end from then on."""
-    from metalyard.auth.audit import service as audit
-
-    with database.transaction() as session:
-        sealed = audit.seal(session, settings=settings)
     if sealed is not None:
-        note(f"sealed the audit log's head at entry {sealed.seq}")
+        note(f"sealed the audit log's head at entry {sealed}")
+    typer.echo(f"database {redacted(url)} is at the latest schema revision")
 
 
 @db.command("rotate-key")
@@ -289,6 +290,7 @@ def db_rotate_key(
     from metalyard import secrets
     from metalyard.auth.audit import service as audit
     from metalyard.drivers import service
+    from metalyard.startup import check_secret_key, load_settings, new_database, unreachable
 
     settings = load_settings()
     if generate and settings.secret_key:
@@ -303,7 +305,7 @@ def db_rotate_key(
         check_secret_key(database, settings)
     except SQLAlchemyError as error:
         database.dispose()
-        raise _unreachable(settings.effective_database_url, error) from None
+        raise unreachable(settings.effective_database_url, error) from None
     except BaseException:
         database.dispose()
         raise
@@ -316,7 +318,7 @@ def db_rotate_key(
             count = service.rotate_key(session, keyring=secrets.Keyring(keys))
             macs = audit.rotate_key(session, keys=audit.AuditKeys(keys))
     except SQLAlchemyError as error:
-        raise _unreachable(settings.effective_database_url, error) from None
+        raise unreachable(settings.effective_database_url, error) from None
     finally:
         database.dispose()
     if generate:
@@ -325,16 +327,6 @@ def db_rotate_key(
     typer.echo(f"re-signed {macs} audit entries with it")
     if len(keys) > 1 and not generate:
         typer.echo("the other keys are no longer needed: remove them", err=True)
-
-
-def load_flows(modules: list[str]) -> list[str]:
-    """Import the modules that register flows (the built-in concepts' first); the names of
-    every flow this process knows."""
-    from metalyard.config import BUILTIN_FLOW_MODULES
-    from metalyard.orchestrator.flows import flows, load_flow_modules
-
-    load_flow_modules([*BUILTIN_FLOW_MODULES, *modules])
-    return [flow.name for flow in flows]
 
 
 def new_worker(database: "Database", settings: "Settings", name: str | None = None) -> "Worker":
@@ -352,139 +344,6 @@ def new_worker(database: "Database", settings: "Settings", name: str | None = No
     )
 
 
-def load_settings(**overrides: Any) -> "Settings":
-    from pydantic import ValidationError
-    from pydantic_settings import SettingsError
-
-    from metalyard.config import Settings, check_database_url
-
-    try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as error:
-        problem = error.errors()[0]
-        field = ".".join(str(part) for part in problem["loc"])
-        name = f"METALYARD_{field.upper()}" if field else "the settings"
-        message = problem["msg"].removeprefix("Value error, ")
-        raise InvalidInput(f"{name}: {message}") from None
-    except SettingsError as error:
-        # pydantic-settings names the field only in its own words: name the variable.
-        field = str(error).split('"')[1] if '"' in str(error) else ""
-        name = f"METALYARD_{field.upper()}" if field else "a METALYARD_* setting"
-        raise InvalidInput(f"{name}: cannot read its value ({error})") from None
-    try:
-        check_database_url(settings.effective_database_url)
-    except ValueError as error:
-        raise InvalidInput(f"METALYARD_DATABASE_URL: {error}") from None
-    return settings
-
-
-def open_database(settings: "Settings") -> "Database":
-    """The database, its schema current: SQLite upgrades itself, PostgreSQL must be told to."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from metalyard.db import upgrade
-
-    url = settings.effective_database_url
-    database = new_database(settings)
-    try:
-        if database.is_sqlite:
-            upgrade(url)
-        else:
-            _check_schema(database)
-        check_secret_key(database, settings)
-        if database.is_sqlite:
-            _seal_audit_log(database, settings)
-    except SQLAlchemyError as error:
-        database.dispose()
-        raise _unreachable(url, error) from None
-    return database
-
-
-def new_database(settings: "Settings") -> "Database":
-    """The configured database; the data directory is made (owner only) when the database
-    lives there, and an SQLite file elsewhere must have a directory already."""
-    from metalyard.db import Database
-
-    if not settings.database_url:
-        try:
-            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as error:
-            raise InvalidInput(
-                f"METALYARD_DATA_DIR: cannot make the data directory {settings.data_dir}: "
-                f"{error.strerror or error}"
-            ) from None
-    try:
-        return Database(settings.effective_database_url)
-    except FileNotFoundError as error:  # an SQLite file's directory (see db.engine)
-        raise InvalidInput(
-            f"METALYARD_DATABASE_URL: {error}; create it, or correct the URL"
-        ) from None
-
-
-def check_secret_key(database: "Database", settings: "Settings") -> None:
-    """Refuse a database whose audit log or BMC passwords were written with a secret key this
-    process lacks: its writes would fork the log's signatures (a false tamper alarm in
-    `audit verify`) and its BMC calls would fail. No key file is made here, so a process
-    without one cannot make its own beside a database that already has a key."""
-    from sqlalchemy import select
-
-    from metalyard import secrets
-    from metalyard.auth.audit import service as audit
-    from metalyard.drivers.models import BmcCredential
-
-    keys = secrets.configured_keys(settings, make=False)
-    with database.transaction(write=False) as session:
-        foreign = audit.missing_key(session, keys=audit.AuditKeys(keys) if keys else None)
-        secret = session.scalar(
-            select(BmcCredential.password_encrypted).order_by(BmcCredential.id.desc()).limit(1)
-        )
-    if foreign is not None:
-        found = f"its audit log is signed with key {foreign}"
-    elif secret is not None and not _decrypts(secret, keys):
-        found = "its BMC passwords are encrypted with another key"
-    else:
-        return
-    path = secrets.key_file(settings)
-    if settings.secret_key:
-        held = "METALYARD_SECRET_KEY does not hold that key"
-    elif path.exists():
-        held = f"METALYARD_SECRET_KEY is unset and the key file {path} does not hold that key"
-    else:
-        held = f"METALYARD_SECRET_KEY is unset and there is no key file {path}"
-    database.dispose()
-    raise InvalidInput(
-        f"the database {redacted(database.url)} was written with a secret key this process "
-        f"does not have: {found}, and {held}. Give every process of the region (serve, "
-        "worker, db) the same METALYARD_SECRET_KEY, or the same key file; after a rotation, "
-        "keep the old key after the new one until `metalyard db rotate-key` has run"
-    )
-
-
-def _decrypts(secret: str, keys: list[str]) -> bool:
-    from metalyard.secrets import Keyring, SecretKeyError
-
-    if not keys:
-        return False
-    try:
-        Keyring(keys).decrypt(secret)
-    except SecretKeyError:
-        return False
-    return True
-
-
-def _check_schema(database: "Database") -> None:
-    from metalyard.db.engine import schema_revisions
-
-    current, latest = schema_revisions(database)
-    if current != latest:
-        database.dispose()
-        raise DatabaseNotReady(
-            f"the schema of {redacted(database.url)} is at revision "
-            f"{', '.join(sorted(current)) or 'none'}, not {', '.join(sorted(latest))}: "
-            "run `metalyard db upgrade` first"
-        )
-
-
 def public_url(settings: "Settings", port: int | None = None) -> str:
     """The URL clients use: a wildcard address is replaced with this host's name; `port`
     is the one listened on, when asked for any (0)."""
@@ -494,14 +353,3 @@ def public_url(settings: "Settings", port: int | None = None) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{settings.scheme}://{host}:{port or settings.port}"
-
-
-def redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _unreachable(url: str, error: Exception) -> Unreachable:
-    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    return Unreachable(f"cannot use the database {redacted(url)}: {reason}")

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -156,6 +157,34 @@ def seal(session: Session, *, settings: Settings) -> AuditSeal | None:
     session.add(_set_seal(new, last.seq, last.hash, AuditKeys.from_settings(settings)))
     session.flush()
     return new
+
+
+def claim(session: Session, *, settings: Settings) -> str | None:
+    """`missing_key` for this process's keys, under the log's lock; a new log (no entry, no
+    seal) gets its first entry, signed with this process's key (made if there is none).
+
+    A process checks its key at start: two starting at once on a new database would both
+    find nothing to check against, and then sign one chain with two keys. The entry makes
+    the first one's key the one the second must have.
+    """
+    _lock_chain(session)
+    last = _last_entry(session)  # on SQLite, the first statement takes the write lock
+    held = configured_keys(settings, make=False)  # so only now: the first may have made it
+    foreign = missing_key(session, keys=AuditKeys(held) if held else None)
+    if foreign is None and last is None and not session.get(AuditSeal, _SEAL_ID):
+        record(
+            session,
+            settings=settings,
+            action="claim_key",
+            target="region",
+            outcome=Outcome.SUCCESS,
+            status=200,
+            summary={"region": settings.region},
+            actor=Actor.system("startup"),
+            request_id="",
+            client=socket.gethostname(),
+        )
+    return foreign
 
 
 def missing_key(session: Session, *, keys: AuditKeys | None) -> str | None:
