@@ -141,6 +141,16 @@ def test_an_address_without_its_driver_is_refused_when_written(client):
     assert answer.json()["details"][0]["field"] == "bmc_address"
     assert "needs its BMC's driver too" in answer.json()["message"]
 
+    client.post("/v1/assets", json={"serial": "SN-LATER"}).raise_for_status()
+    answer = client.patch("/v1/assets/SN-LATER", json={"bmc_address": "10.0.0.5"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["details"][0]["field"] == "bmc_address"
+    assert "needs its BMC's driver too" in answer.json()["message"]
+    both = {"bmc_driver": "ipmi", "bmc_address": "10.0.0.5"}
+    answer = client.patch("/v1/assets/SN-LATER", json=both)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["bmc_driver"], answer.json()["bmc_address"]) == ("ipmi", "10.0.0.5")
+
 
 def test_an_asset_without_address_or_credential_is_told_what_to_set(client):
     add_asset(client, "SN-NOADDR", "redfish", "", credential="")

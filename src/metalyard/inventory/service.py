@@ -471,10 +471,7 @@ def update_asset(session: Session, *, serial: str, data: AssetUpdate) -> Asset:
     if "rack" in changes or "rack_position_u" in changes:
         _check_position(session, asset.rack_id, asset.rack_position_u)
     if "bmc_driver" in changes or "bmc_address" in changes:
-        try:
-            drivers.check_address(asset.bmc_driver, asset.bmc_address)
-        except InvalidInput as error:
-            raise InvalidInput(error.message, details={"field": "bmc_address"}) from None
+        _check_bmc(asset.bmc_driver, asset.bmc_address)
     if data.interfaces is not None:
         ours = {i.mac for i in asset.interfaces}
         _ensure_macs_free(session, [i.mac for i in data.interfaces if i.mac not in ours])
@@ -1077,6 +1074,21 @@ def _resolve_references(session: Session, fields: dict[str, Any]) -> dict[str, A
                 None if value is None else get_by(session, model, label, name=value).id
             )
     return fields
+
+
+def _check_bmc(driver: str | None, address: str) -> None:
+    """An address is one its driver can read; there is no address without a driver."""
+    if driver is None:
+        if address:
+            raise InvalidInput(
+                "bmc_address: an address needs its BMC's driver too: redfish, ipmi or fake",
+                details={"field": "bmc_address"},
+            )
+        return
+    try:
+        drivers.check_address(driver, address)
+    except InvalidInput as error:
+        raise InvalidInput(error.message, details={"field": "bmc_address"}) from None
 
 
 def _check_position(session: Session, rack_id: int | None, position: int | None) -> None:
