@@ -33,7 +33,7 @@ def test_an_unknown_outcome_is_a_usage_error_naming_the_allowed_ones(admin_cli):
 def test_an_outcome_filters_in_any_case(admin_cli, live_server, tokens):
     write_sites(live_server, tokens.write, 1)
     result = admin_cli("audit", "list", "--outcome", "SUCCESS", "-o", "json")
-    assert [e["outcome"] for e in json.loads(result.stdout)] == ["success"]
+    assert [e["outcome"] for e in json.loads(result.stdout)["items"]] == ["success"]
 
 
 def test_since_after_until_is_refused(admin_cli):
@@ -45,10 +45,12 @@ def test_since_after_until_is_refused(admin_cli):
 def test_a_list_cut_short_says_more_exist(admin_cli, live_server, tokens):
     write_sites(live_server, tokens.write, 3)
     cut = admin_cli("audit", "list", "--limit", "2", "-o", "json")
-    assert [e["target"] for e in json.loads(cut.stdout)] == ["sites/s2", "sites/s1"]
+    assert [e["target"] for e in json.loads(cut.stdout)["items"]] == ["sites/s2", "sites/s1"]
     assert "more exist" in cut.stderr
     everything = admin_cli("audit", "list", "--all", "-o", "json")
-    assert len(json.loads(everything.stdout)) == 3 and "more exist" not in everything.stderr
+    assert (
+        len(json.loads(everything.stdout)["items"]) == 3 and "more exist" not in everything.stderr
+    )
 
 
 def test_verify_names_entries_deleted_from_the_end(admin_cli, live_server, tokens, database):

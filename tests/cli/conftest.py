@@ -1,5 +1,6 @@
 """CLI fixtures: the command run in-process against live servers, with its own config file."""
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -65,6 +66,12 @@ def serving(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def items(result) -> list:
+    """The items of the page a list command printed with `-o json`, once it succeeded."""
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["items"]
 
 
 def wait_for_run(client, run_id: int, ready, what: str, timeout: float = 30.0):

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from metalyard.sdk import Client
+from tests.cli.conftest import items
 
 
 @pytest.fixture
@@ -76,10 +77,10 @@ def test_token_list_and_revoke(admin_cli, live_server):
     created = json.loads(
         admin_cli("token", "create", "--name", "ci", "--expires-in", "2d", "-o", "json").stdout
     )
-    listed = json.loads(admin_cli("token", "list", "-o", "json").stdout)
+    listed = json.loads(admin_cli("token", "list", "-o", "json").stdout)["items"]
     assert [t["name"] for t in listed] == ["bootstrap", "ci"]
     assert "token" not in listed[1]
-    everyone = json.loads(admin_cli("token", "list", "--all", "-o", "json").stdout)
+    everyone = json.loads(admin_cli("token", "list", "--all", "-o", "json").stdout)["items"]
     assert {t["user"] for t in everyone} == {"admin", "wanda", "rita", "otto"}
     assert admin_cli("token", "revoke", str(created["id"])).exit_code == 0
     result = admin_cli("whoami", env={"METALYARD_TOKEN": created["token"]})
@@ -94,7 +95,7 @@ def test_users_teams_and_projects(admin_cli):
     assert admin_cli("user", "create", "ana", "--email", "ana@example.com").exit_code == 0
     assert admin_cli("team", "create", "infra", "--member", "ana").exit_code == 0
     assert admin_cli("project", "create", "batch", "--team", "infra").exit_code == 0
-    projects = json.loads(admin_cli("project", "list", "--team", "infra", "-o", "json").stdout)
+    projects = items(admin_cli("project", "list", "--team", "infra", "-o", "json"))
     assert [p["name"] for p in projects] == ["batch"]
     shown = json.loads(admin_cli("user", "show", "ana", "-o", "json").stdout)
     assert (shown["email"], shown["teams"]) == ("ana@example.com", ["infra"])
@@ -116,11 +117,9 @@ def write_sites(url, token, *names):
 def test_audit_list_filters_by_actor_and_time(admin_cli, live_server, tokens):
     write_sites(live_server, tokens.write, "dub1")
     result = admin_cli("audit", "list", "--actor", "wanda", "--since", "1h", "-o", "json")
-    assert [(e["action"], e["target"]) for e in json.loads(result.stdout)] == [
-        ("create_site", "sites/dub1")
-    ]
+    assert [(e["action"], e["target"]) for e in items(result)] == [("create_site", "sites/dub1")]
     later = admin_cli("audit", "list", "--since", "2999-01-01T00:00", "-o", "json")
-    assert json.loads(later.stdout) == []
+    assert json.loads(later.stdout) == {"items": [], "next_cursor": None}
 
 
 def test_audit_verify_passes_then_names_an_edited_entry(admin_cli, live_server, tokens, database):

@@ -149,7 +149,7 @@ def test_a_credential_reaches_only_its_networks(admin_cli, redfish):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     listed = admin_cli("bmc-credential", "list", "-o", "json")
-    assert json.loads(listed.stdout)[0]["networks"] == ["10.20.0.0/16", LOOPBACK]
+    assert json.loads(listed.stdout)["items"][0]["networks"] == ["10.20.0.0/16", LOOPBACK]
     assert admin_cli("asset", "power", "on", "SN-CLI-NET").exit_code == 0
 
     result = admin_cli("bmc-credential", "update", "fleet", "--network", "10.20.0.1/16")

@@ -5,6 +5,8 @@ import json
 import pytest
 import yaml
 
+from tests.cli.conftest import items
+
 
 @pytest.fixture
 def rack(writer_cli):
@@ -54,16 +56,16 @@ def test_asset_list_filters_and_limits(writer_cli):
             writer_cli, f"SN{n}", "--state", "SPARE" if n % 2 else "DISCOVERED", "--tag", f"n={n}"
         )
     spare = writer_cli("asset", "list", "--state", "SPARE", "-o", "json")
-    assert [a["serial"] for a in json.loads(spare.stdout)] == ["SN1", "SN3"]
+    assert [a["serial"] for a in items(spare)] == ["SN1", "SN3"]
     tagged = writer_cli(
         "asset", "list", "--tag", "n=3", "--state", "spare", "--state", "discovered"
     )
     assert "SN3" in tagged.stdout and "SN1" not in tagged.stdout
     limited = writer_cli("asset", "list", "--sort", "-serial", "--limit", "2", "-o", "json")
-    assert [a["serial"] for a in json.loads(limited.stdout)] == ["SN4", "SN3"]
+    assert [a["serial"] for a in items(limited)] == ["SN4", "SN3"]
     found = writer_cli("asset", "list", "-q", "sn2", "-o", "json")
-    assert [a["serial"] for a in json.loads(found.stdout)] == ["SN2"]
-    assert json.loads(writer_cli("asset", "list", "--search", "zz", "-o", "json").stdout) == []
+    assert [a["serial"] for a in items(found)] == ["SN2"]
+    assert items(writer_cli("asset", "list", "--search", "zz", "-o", "json")) == []
 
 
 def test_asset_update_tag_and_history(writer_cli, rack):
@@ -80,7 +82,7 @@ def test_asset_update_tag_and_history(writer_cli, rack):
         "asset", "transition", "SN1", "EVALUATING", "--reason", "burn-in", "-o", "json"
     )
     assert json.loads(moved.stdout)["state"] == "EVALUATING"
-    history = json.loads(writer_cli("asset", "history", "SN1", "-o", "json").stdout)
+    history = items(writer_cli("asset", "history", "SN1", "-o", "json"))
     assert [(h["from_state"], h["to_state"], h["reason"]) for h in history] == [
         (None, "DISCOVERED", "enrolled"),
         ("DISCOVERED", "EVALUATING", "burn-in"),
@@ -95,7 +97,7 @@ def test_unset_clears_an_assets_machine_class(writer_cli):
 
 
 def test_sites_racks_and_machine_classes_round_trip(writer_cli, rack):
-    sites = json.loads(writer_cli("site", "list", "-o", "json").stdout)
+    sites = items(writer_cli("site", "list", "-o", "json"))
     assert [(s["name"], s["address"]) for s in sites] == [("dub1", "Dublin")]
     shown = json.loads(writer_cli("rack", "show", "dub1/r01", "-o", "json").stdout)
     assert shown["mgmt_switch"] == "sw1"
@@ -103,7 +105,7 @@ def test_sites_racks_and_machine_classes_round_trip(writer_cli, rack):
     assert json.loads(updated.stdout)["bmc_capacity"] == 8
     assert writer_cli("rack", "delete", "dub1/r01").exit_code == 0
     assert writer_cli("site", "delete", "dub1").exit_code == 0
-    assert json.loads(writer_cli("site", "list", "-o", "json").stdout) == []
+    assert items(writer_cli("site", "list", "-o", "json")) == []
     writer_cli("machine-class", "create", "gpu", "--description", "8 GPUs")
     classes = writer_cli("machine-class", "list")
     assert "8 GPUs" in classes.stdout
@@ -117,7 +119,7 @@ def test_transition_waiting_for_approval_is_approved_by_someone_else(
     assert parked.exit_code == 0
     change = json.loads(parked.stdout)
     assert f"metalyard change approve {change['id']}" in parked.stderr
-    pending = json.loads(writer_cli("change", "list", "--state", "PENDING", "-o", "json").stdout)
+    pending = items(writer_cli("change", "list", "--state", "PENDING", "-o", "json"))
     assert [c["id"] for c in pending] == [change["id"]]
     cli(
         "region",
@@ -234,7 +236,7 @@ def test_asset_import_names_each_refused_row_and_imports_nothing(writer_cli, rac
     assert "  line 3 (TAKEN): serial: an asset with serial 'TAKEN' already exists" in lines
     assert "  line 4 (OK2): rack: no rack 'r99' in site 'dub1'" in lines
     assert "Traceback" not in result.output
-    listed = json.loads(writer_cli("asset", "list", "-o", "json").stdout)
+    listed = items(writer_cli("asset", "list", "-o", "json"))
     assert [a["serial"] for a in listed] == ["TAKEN"]
 
 
@@ -270,7 +272,7 @@ def test_asset_import_refuses_names_a_cell_repeats_naming_the_line(writer_cli, t
         "  line 2 (SN1): interface 'eno1' is given more than once",
         "  line 3 (SN2): tag 'pool' is given more than once",
     ]
-    assert json.loads(writer_cli("asset", "list", "-o", "json").stdout) == []
+    assert items(writer_cli("asset", "list", "-o", "json")) == []
 
 
 def test_asset_import_refuses_a_column_given_twice(writer_cli, tmp_path):
@@ -292,7 +294,7 @@ def test_asset_import_refuses_keys_a_json_or_yaml_item_repeats(writer_cli, tmp_p
     result = writer_cli("asset", "import", str(yaml_file))
     assert result.exit_code == 7
     assert "  item 1 (SN1): firmware: 'bios' is given more than once (lines 3, 4)" in result.stderr
-    assert json.loads(writer_cli("asset", "list", "-o", "json").stdout) == []
+    assert items(writer_cli("asset", "list", "-o", "json")) == []
 
 
 def test_asset_import_names_the_earlier_row_by_its_line_too(writer_cli, tmp_path):

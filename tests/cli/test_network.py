@@ -77,11 +77,13 @@ def test_addresses_are_allocated_listed_and_released(fleet):
         "10.1.0.50",
         "10.0.0.2",
     ], table.output
-    assert [a["address"] for a in run_json(fleet, "ip", "list", "--serial", "SN1")] == [
+    assert [a["address"] for a in run_json(fleet, "ip", "list", "--serial", "SN1")["items"]] == [
         "10.1.0.50",
         "10.0.0.2",
     ]
-    assert [a["address"] for a in run_json(fleet, "ip", "list", "--prefix", "10.0.0.0/29")] == [
+    assert [
+        a["address"] for a in run_json(fleet, "ip", "list", "--prefix", "10.0.0.0/29")["items"]
+    ] == [
         "10.0.0.1",
         "10.0.0.2",
     ]
@@ -91,7 +93,7 @@ def test_addresses_are_allocated_listed_and_released(fleet):
     assert released.exit_code == 0 and "released 10.0.0.1" in released.stderr
     by_asset = run_json(fleet, "ip", "release", "--serial", "SN1", "--interface", "eno1")
     assert [a["address"] for a in by_asset] == ["10.1.0.50"]
-    assert [a["address"] for a in run_json(fleet, "ip", "list")] == ["10.0.0.2"]
+    assert [a["address"] for a in run_json(fleet, "ip", "list")["items"]] == ["10.0.0.2"]
 
 
 def test_refusals_exit_with_their_codes_and_say_why(fleet):

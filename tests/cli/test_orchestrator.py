@@ -101,12 +101,18 @@ def test_run_list_cancel_rewalk_and_conflicts(writer_cli):
     listed = writer_cli("run", "list", "--flow", "test.crash")
     assert "asset:SN1" in listed.stdout and "asset:SN2" not in listed.stdout
     assert "0/4 ended" in listed.stdout
-    assert [r["subject"] for r in run_json(writer_cli, "run", "list")] == ["asset:SN2", "asset:SN1"]
+    assert [r["subject"] for r in run_json(writer_cli, "run", "list")["items"]] == [
+        "asset:SN2",
+        "asset:SN1",
+    ]
     one = writer_cli("run", "list", "--limit", "1", "-o", "json")
-    assert len(json.loads(one.stdout)) == 1
-    assert "showing 1; more exist: --all or --limit N" in one.stderr
-    assert len(run_json(writer_cli, "run", "list", "--all")) == 2
-    assert run_json(writer_cli, "run", "list", "--subject", "asset:SN2")[0]["flow"] == (
+    cursor = json.loads(one.stdout)["next_cursor"]
+    assert len(json.loads(one.stdout)["items"]) == 1
+    assert f"showing 1; more exist: the next with --cursor {cursor}, all with --all" in one.stderr
+    older = run_json(writer_cli, "run", "list", "--cursor", cursor)
+    assert [r["subject"] for r in older["items"]] == ["asset:SN1"]
+    assert len(run_json(writer_cli, "run", "list", "--all")["items"]) == 2
+    assert run_json(writer_cli, "run", "list", "--subject", "asset:SN2")["items"][0]["flow"] == (
         "test.satisfied"
     )
 
@@ -116,7 +122,7 @@ def test_run_list_cancel_rewalk_and_conflicts(writer_cli):
     assert "cancelled by wanda" in cancelled.stdout
     assert writer_cli("run", "cancel", str(first["id"])).exit_code == 6
     stopped = run_json(writer_cli, "run", "list", "--state", "cancelled")
-    assert [r["id"] for r in stopped] == [first["id"]]
+    assert [r["id"] for r in stopped["items"]] == [first["id"]]
     resumed = writer_cli("run", "rewalk", str(first["id"]))
     assert resumed.exit_code == 0, resumed.output
     assert f"run {first['id']}  test.crash on asset:SN1  RUNNING" in resumed.stdout
@@ -156,7 +162,10 @@ def test_pool_set_needs_an_admin_token(writer_cli, tokens, live_server):
     assert json.loads(resized.stdout) == {"key": "test-switch:r7", "size": 8, "in_use": 0}
     assert writer_cli("pool", "set", "test-switch:r7", "0", env=admin).exit_code == 2
     pools = run_json(writer_cli, "pool", "list")
-    assert pools == [{"key": "test-switch:r7", "size": 8, "in_use": 0}]
+    assert pools == {
+        "items": [{"key": "test-switch:r7", "size": 8, "in_use": 0}],
+        "next_cursor": None,
+    }
 
 
 def test_worker_refuses_a_flow_module_it_cannot_import(cli, database):

@@ -90,6 +90,41 @@ def test_asset_list_follows_every_page(live_server, tokens, writer):
     assert transport.count("GET", "/v1/assets") == 3
 
 
+def test_a_limited_list_ends_its_last_page_at_the_limit_and_goes_on_from_there(
+    live_server, tokens, writer
+):
+    for n in range(12):
+        writer.assets.create(serial=f"SN{n:03}")
+    asked: list[str] = []
+    transport = CountingTransport(fail=lambda request, n: asked.append(request.url.params["limit"]))
+    with Client(live_server, tokens.read, transport=transport) as client:
+        first = client.assets.list(page_size=2, limit=5, sort="serial")
+        assert first.next_cursor is None  # nothing fetched yet
+        assert [a.serial for a in first] == [f"SN{n:03}" for n in range(5)]
+        assert asked == ["2", "2", "1"] and first.next_cursor
+        rest = client.assets.list(page_size=100, sort="serial", cursor=first.next_cursor)
+        assert [a.serial for a in rest] == [f"SN{n:03}" for n in range(5, 12)]
+        assert rest.next_cursor is None
+        exact = client.assets.list(limit=12, sort="serial")
+        assert len(list(exact)) == 12 and exact.next_cursor is None
+
+
+def test_a_listing_left_inside_a_page_goes_on_from_that_page(writer):
+    """Reading a page again is better than missing the rest of it."""
+    for n in range(4):
+        writer.assets.create(serial=f"SN{n:03}")
+    listing = writer.assets.list(page_size=2, sort="serial")
+    assert [next(listing).serial, next(listing).serial, next(listing).serial] == [
+        "SN000",
+        "SN001",
+        "SN002",
+    ]
+    assert [a.serial for a in writer.assets.list(sort="serial", cursor=listing.next_cursor)] == [
+        "SN002",
+        "SN003",
+    ]
+
+
 def test_asset_list_filters_by_state_tag_and_text(writer):
     writer.assets.create(serial="SPARE-1", state="SPARE", tags={"pool": "batch"})
     writer.assets.create(serial="SPARE-2", state="SPARE", tags={"pool": "web"})

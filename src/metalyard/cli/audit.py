@@ -6,7 +6,7 @@ import typer
 
 from metalyard.auth.audit.models import Outcome
 from metalyard.cli import parsing
-from metalyard.cli.common import All, PageLimit, limit_of, list_page, page_size
+from metalyard.cli.common import All, Cursor, PageLimit, limit_of, list_page, paging
 from metalyard.cli.context import connect
 from metalyard.cli.exit_codes import ExitCode
 from metalyard.cli.output import Output, OutputOption, note, show
@@ -32,6 +32,7 @@ def audit_list(
     since: Time = None,
     until: Time = None,
     limit: PageLimit = None,
+    cursor: Cursor = None,
     everything: All = False,
     output: OutputOption = Output.table,
 ):
@@ -44,9 +45,9 @@ def audit_list(
         outcome=outcome,
         since=parsing.moment(since),
         until=parsing.moment(until),
-        page_size=page_size(limit),
+        **paging(limit, cursor),
     )
-    list_page(entries, limit, output, COLUMNS)
+    list_page(entries, output, COLUMNS, every="--all")
 
 
 @audit.command("verify")

@@ -11,9 +11,9 @@ import typer
 
 from metalyard.auth.scopes import Scope
 from metalyard.cli import parsing
-from metalyard.cli.common import Description, Limit, Version, changes, first, page_size
+from metalyard.cli.common import Cursor, Description, Limit, Version, changes, list_page, paging
 from metalyard.cli.context import connect, target
-from metalyard.cli.output import Output, OutputOption, listing, note, show
+from metalyard.cli.output import Output, OutputOption, note, show
 
 user = typer.Typer(help="Users, and the highest scope their tokens may carry.")
 team = typer.Typer(help="Teams: they own assets and projects.")
@@ -61,9 +61,9 @@ def _new_password(wanted: bool) -> dict[str, str]:
 
 
 @user.command("list")
-def user_list(limit: Limit = None, output: OutputOption = Output.table):
+def user_list(limit: Limit = None, cursor: Cursor = None, output: OutputOption = Output.table):
     """List users."""
-    listing(first(connect().users.list(page_size=page_size(limit)), limit), output, USER_COLUMNS)
+    list_page(connect().users.list(**paging(limit, cursor)), output, USER_COLUMNS)
 
 
 @user.command("show")
@@ -139,9 +139,9 @@ def _local_account() -> str:
 
 
 @team.command("list")
-def team_list(limit: Limit = None, output: OutputOption = Output.table):
+def team_list(limit: Limit = None, cursor: Cursor = None, output: OutputOption = Output.table):
     """List teams."""
-    listing(first(connect().teams.list(page_size=page_size(limit)), limit), output, TEAM_COLUMNS)
+    list_page(connect().teams.list(**paging(limit, cursor)), output, TEAM_COLUMNS)
 
 
 @team.command("show")
@@ -190,10 +190,15 @@ TeamName = Annotated[str | None, typer.Option("--team", help="Team name.")]
 
 
 @project.command("list")
-def project_list(team: TeamName = None, limit: Limit = None, output: OutputOption = Output.table):
+def project_list(
+    team: TeamName = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
+    output: OutputOption = Output.table,
+):
     """List projects."""
-    projects = connect().projects.list(team=team, page_size=page_size(limit))
-    listing(first(projects, limit), output, PROJECT_COLUMNS)
+    projects = connect().projects.list(team=team, **paging(limit, cursor))
+    list_page(projects, output, PROJECT_COLUMNS)
 
 
 @project.command("show")
@@ -278,11 +283,12 @@ def token_create(
 def token_list(
     all_users: Annotated[bool, typer.Option("--all", help="Everyone's tokens (admin).")] = False,
     limit: Limit = None,
+    cursor: Cursor = None,
     output: OutputOption = Output.table,
 ):
     """List your tokens (never their secrets)."""
-    tokens = connect().tokens.list(all_users, page_size=page_size(limit))
-    listing(first(tokens, limit), output, TOKEN_COLUMNS)
+    tokens = connect().tokens.list(all_users, **paging(limit, cursor))
+    list_page(tokens, output, TOKEN_COLUMNS)
 
 
 @token.command("revoke")

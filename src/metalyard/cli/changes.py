@@ -6,10 +6,10 @@ import typer
 
 from metalyard.auth.changes.schemas import ChangeRequestOut
 from metalyard.auth.changes.states import ChangeState
-from metalyard.cli.common import Limit, first, page_size
+from metalyard.cli.common import Cursor, Limit, list_page, paging
 from metalyard.cli.context import connect, fail
 from metalyard.cli.exit_codes import exit_code_for_code
-from metalyard.cli.output import Output, OutputOption, listing, note, show
+from metalyard.cli.output import Output, OutputOption, note, show
 
 change = typer.Typer(
     help="Change requests: commands that wait for someone else's approval.", no_args_is_help=True
@@ -25,11 +25,12 @@ def change_list(
         ChangeState | None, typer.Option(case_sensitive=False, help="Only in this state.")
     ] = None,
     limit: Limit = None,
+    cursor: Cursor = None,
     output: OutputOption = Output.table,
 ):
     """List change requests, newest first."""
-    changes = connect().change_requests.list(state=state, page_size=page_size(limit))
-    listing(first(changes, limit), output, COLUMNS)
+    changes = connect().change_requests.list(state=state, **paging(limit, cursor))
+    list_page(changes, output, COLUMNS)
 
 
 @change.command("show")

@@ -1,17 +1,14 @@
 """Options and helpers several command modules share."""
 
-from collections.abc import Iterator, Sequence
-from itertools import islice
-from typing import Annotated, Any, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
 
 from metalyard.auth.changes.schemas import ChangeRequestOut
-from metalyard.cli.output import Column, Output, listing, note, show
+from metalyard.cli.output import Column, Output, note, page, show
 from metalyard.schemas import MAX_PAGE_SIZE
-
-T = TypeVar("T")
+from metalyard.sdk import Listing
 
 DEFAULT_LIMIT = 100
 """How many a list that may be huge shows unless told otherwise: one page, one request."""
@@ -22,6 +19,12 @@ PageLimit = Annotated[
     typer.Option(min=0, help=f"Show at most this many (default {DEFAULT_LIMIT}); 0 for all."),
 ]
 All = Annotated[bool, typer.Option("--all", help="Show every match, however many (--limit 0).")]
+Cursor = Annotated[
+    str | None,
+    typer.Option(
+        help="Go on where a list stopped, with the cursor it gave; repeat its filters and sort."
+    ),
+]
 Sort = Annotated[str | None, typer.Option(help="Field to sort by; prefix it with - to reverse.")]
 Version = Annotated[
     int | None,
@@ -37,13 +40,10 @@ def changes(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def page_size(limit: int | None) -> int:
-    """Big pages, except when only a few items are wanted: one more, to learn if more exist."""
-    return min(limit + 1, MAX_PAGE_SIZE) if limit else MAX_PAGE_SIZE
-
-
-def first(items: Iterator[T], limit: int | None) -> Iterator[T]:
-    return islice(items, limit) if limit else items
+def paging(limit: int | None, cursor: str | None) -> dict[str, Any]:
+    """The SDK's arguments for `--limit` (0 or none: all) and `--cursor`: pages as large as
+    the API serves, the last one ending at the limit, so the cursor after it skips nothing."""
+    return {"limit": limit or None, "cursor": cursor, "page_size": MAX_PAGE_SIZE}
 
 
 def limit_of(limit: int | None, everything: bool) -> int:
@@ -54,14 +54,17 @@ def limit_of(limit: int | None, everything: bool) -> int:
 
 
 def list_page(
-    items: Iterator[BaseModel], limit: int, output: Output, columns: Sequence[Column]
+    items: Listing[Any], output: Output, columns: Sequence[Column], *, every: str = "--limit 0"
 ) -> None:
-    """The first `limit` items (every one for 0) as a listing; on stderr, whether more exist
-    (the page size asked for one more to tell)."""
-    taken = list(islice(items, limit + 1) if limit else items)
-    listing(taken[: limit or None], output, columns)
-    if limit and len(taken) > limit:
-        note(f"showing {limit}; more exist: --all or --limit N")
+    """The items as a listing, or the API's page (json, yaml), with the cursor to go on from;
+    on stderr, if more exist, how to see them (`every`: the option that shows all)."""
+    shown = list(items)
+    page(shown, items.next_cursor, output, columns)
+    if items.next_cursor:
+        note(
+            f"showing {len(shown)}; more exist: the next with --cursor {items.next_cursor}, "
+            f"all with {every}"
+        )
 
 
 def parked(change: ChangeRequestOut, output: Output) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from metalyard.cli.common import Limit, Version, changes, first, page_size
+from metalyard.cli.common import Cursor, Limit, Version, changes, list_page, paging
 from metalyard.cli.context import connect
 from metalyard.cli.output import Output, OutputOption, listing, note, show
 from metalyard.drivers.base import BootDevice, BootMode, PowerAction, PowerState
@@ -54,10 +54,12 @@ def _password(from_stdin: bool) -> str:
 
 
 @credential.command("list")
-def credential_list(limit: Limit = None, output: OutputOption = Output.table):
+def credential_list(
+    limit: Limit = None, cursor: Cursor = None, output: OutputOption = Output.table
+):
     """List BMC credentials (never their passwords)."""
-    items = connect().bmc_credentials.list(page_size=page_size(limit))
-    listing(first(items, limit), output, CREDENTIAL_COLUMNS)
+    items = connect().bmc_credentials.list(**paging(limit, cursor))
+    list_page(items, output, CREDENTIAL_COLUMNS)
 
 
 @credential.command("show")

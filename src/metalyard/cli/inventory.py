@@ -10,20 +10,20 @@ from metalyard.auth.changes.schemas import ChangeRequestOut
 from metalyard.cli import importing, parsing
 from metalyard.cli.common import (
     All,
+    Cursor,
     Description,
     Limit,
     PageLimit,
     Sort,
     Version,
     changes,
-    first,
     limit_of,
     list_page,
-    page_size,
+    paging,
     parked,
 )
 from metalyard.cli.context import connect
-from metalyard.cli.output import Output, OutputOption, listing, note, show
+from metalyard.cli.output import Output, OutputOption, note, show
 from metalyard.errors import InvalidInput, NotFound
 from metalyard.inventory.lifecycle import AssetState, Health
 from metalyard.sdk import Client
@@ -64,10 +64,15 @@ Address = Annotated[str | None, typer.Option(help="Postal address.")]
 
 
 @site.command("list")
-def site_list(sort: Sort = None, limit: Limit = None, output: OutputOption = Output.table):
+def site_list(
+    sort: Sort = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
+    output: OutputOption = Output.table,
+):
     """List sites."""
-    sites = connect().sites.list(sort=sort, page_size=page_size(limit))
-    listing(first(sites, limit), output, SITE_COLUMNS)
+    sites = connect().sites.list(sort=sort, **paging(limit, cursor))
+    list_page(sites, output, SITE_COLUMNS)
 
 
 @site.command("show")
@@ -135,11 +140,12 @@ def rack_list(
     site: Annotated[str | None, typer.Option(help="Only the racks of this site.")] = None,
     sort: Sort = None,
     limit: Limit = None,
+    cursor: Cursor = None,
     output: OutputOption = Output.table,
 ):
     """List racks."""
-    racks = connect().racks.list(site=site, sort=sort, page_size=page_size(limit))
-    listing(first(racks, limit), output, RACK_COLUMNS)
+    racks = connect().racks.list(site=site, sort=sort, **paging(limit, cursor))
+    list_page(racks, output, RACK_COLUMNS)
 
 
 @rack.command("show")
@@ -194,10 +200,15 @@ def rack_delete(ref: RackRef):
 
 
 @machine_class.command("list")
-def machine_class_list(sort: Sort = None, limit: Limit = None, output: OutputOption = Output.table):
+def machine_class_list(
+    sort: Sort = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
+    output: OutputOption = Output.table,
+):
     """List machine classes."""
-    classes = connect().machine_classes.list(sort=sort, page_size=page_size(limit))
-    listing(first(classes, limit), output, CLASS_COLUMNS)
+    classes = connect().machine_classes.list(sort=sort, **paging(limit, cursor))
+    list_page(classes, output, CLASS_COLUMNS)
 
 
 @machine_class.command("show")
@@ -312,6 +323,7 @@ def asset_list(
     ] = None,
     sort: Sort = None,
     limit: PageLimit = None,
+    cursor: Cursor = None,
     everything: All = False,
     output: OutputOption = Output.table,
 ):
@@ -329,9 +341,9 @@ def asset_list(
         tag=tag,
         q=search,
         sort=sort,
-        page_size=page_size(limit),
+        **paging(limit, cursor),
     )
-    list_page(assets, limit, output, ASSET_COLUMNS)
+    list_page(assets, output, ASSET_COLUMNS, every="--all")
 
 
 @asset.command("show")
@@ -434,10 +446,12 @@ def asset_transition(
 
 
 @asset.command("history")
-def asset_history(serial: Serial, limit: Limit = None, output: OutputOption = Output.table):
+def asset_history(
+    serial: Serial, limit: Limit = None, cursor: Cursor = None, output: OutputOption = Output.table
+):
     """Every state change of an asset, oldest first."""
-    moves = connect().assets.history(serial, page_size=page_size(limit))
-    listing(first(moves, limit), output, HISTORY_COLUMNS)
+    moves = connect().assets.history(serial, **paging(limit, cursor))
+    list_page(moves, output, HISTORY_COLUMNS)
 
 
 @asset.command("tag")

@@ -4,7 +4,16 @@ from typing import Annotated, Any
 
 import typer
 
-from metalyard.cli.common import Description, Limit, Sort, Version, changes, first, page_size
+from metalyard.cli.common import (
+    Cursor,
+    Description,
+    Limit,
+    Sort,
+    Version,
+    changes,
+    list_page,
+    paging,
+)
 from metalyard.cli.context import connect
 from metalyard.cli.output import Output, OutputOption, listing, note, show
 from metalyard.network.addressing import PrefixRole
@@ -50,13 +59,14 @@ def prefix_list(
     ] = None,
     sort: Sort = None,
     limit: Limit = None,
+    cursor: Cursor = None,
     output: OutputOption = Output.table,
 ):
     """List prefixes."""
     prefixes = connect().prefixes.list(
-        site=site, role=role, contains=contains, sort=sort, page_size=page_size(limit)
+        site=site, role=role, contains=contains, sort=sort, **paging(limit, cursor)
     )
-    listing(first(prefixes, limit), output, PREFIX_COLUMNS)
+    list_page(prefixes, output, PREFIX_COLUMNS)
 
 
 @prefix.command("show")
@@ -220,6 +230,7 @@ def ip_list(
     role: Role = None,
     sort: Sort = None,
     limit: Limit = None,
+    cursor: Cursor = None,
     output: OutputOption = Output.table,
 ):
     """List allocated addresses."""
@@ -232,9 +243,9 @@ def ip_list(
         site=site,
         role=role,
         sort=sort,
-        page_size=page_size(limit),
+        **paging(limit, cursor),
     )
-    listing(first(allocations, limit), output, ALLOCATION_COLUMNS)
+    list_page(allocations, output, ALLOCATION_COLUMNS)
 
 
 @ip.command("show")

@@ -9,15 +9,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from metalyard.cli import parsing
-from metalyard.cli.common import (
-    All,
-    Limit,
-    PageLimit,
-    first,
-    limit_of,
-    list_page,
-    page_size,
-)
+from metalyard.cli.common import All, Cursor, Limit, PageLimit, limit_of, list_page, paging
 from metalyard.cli.context import connect
 from metalyard.cli.output import Output, OutputOption, cell, console, listing, note, show
 from metalyard.errors import NotFound
@@ -136,15 +128,16 @@ def run_list(
     flow_name: Annotated[str | None, typer.Option("--flow", help="Only runs of this flow.")] = None,
     subject: Annotated[str | None, typer.Option(help="Only runs on this subject.")] = None,
     limit: PageLimit = None,
+    cursor: Cursor = None,
     everything: All = False,
     output: OutputOption = Output.table,
 ):
     """List runs, newest first; says when more exist than it shows."""
     limit = limit_of(limit, everything)
     runs = connect().runs.list(
-        state=state, flow=flow_name, subject=subject, page_size=page_size(limit)
+        state=state, flow=flow_name, subject=subject, **paging(limit, cursor)
     )
-    list_page(runs, limit, output, RUN_COLUMNS)
+    list_page(runs, output, RUN_COLUMNS, every="--all")
 
 
 @run.command("show")
@@ -288,11 +281,12 @@ def pool_list(
         str | None, typer.Option(help="Only keys starting with this, e.g. mgmt-switch:.")
     ] = None,
     limit: Limit = None,
+    cursor: Cursor = None,
     output: OutputOption = Output.table,
 ):
     """List pools: each key's size and the slots in use now."""
-    pools = connect().pools.list(prefix=prefix, page_size=page_size(limit))
-    listing(first(pools, limit), output, POOL_COLUMNS)
+    pools = connect().pools.list(prefix=prefix, **paging(limit, cursor))
+    list_page(pools, output, POOL_COLUMNS)
 
 
 @pool.command("set")

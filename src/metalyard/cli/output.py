@@ -88,6 +88,19 @@ def listing(items: Iterable[BaseModel], output: Output, columns: Sequence[Column
         _plain(out, headers, rows)
 
 
+def page(
+    items: Sequence[BaseModel], next_cursor: str | None, output: Output, columns: Sequence[Column]
+) -> None:
+    """Some items of a longer list: rows, or the API's page, `{"items", "next_cursor"}`."""
+    if output is Output.table:
+        listing(items, output, columns)
+        return
+    emit(
+        {"items": [item.model_dump(mode="json") for item in items], "next_cursor": next_cursor},
+        output,
+    )
+
+
 def _plain(out: Console, headers: list[str], rows: list[list[str]]) -> None:
     """Rows as aligned columns, never wrapped: for awk and cut, and for tables too long for Rich.
 

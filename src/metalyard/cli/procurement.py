@@ -10,7 +10,16 @@ import yaml
 
 from metalyard.auth.changes.schemas import ChangeRequestOut
 from metalyard.cli import parsing
-from metalyard.cli.common import Description, Limit, Version, changes, first, page_size, parked
+from metalyard.cli.common import (
+    Cursor,
+    Description,
+    Limit,
+    Version,
+    changes,
+    list_page,
+    paging,
+    parked,
+)
 from metalyard.cli.context import connect
 from metalyard.cli.output import Output, OutputOption, listing, note, show
 from metalyard.errors import InvalidInput
@@ -58,10 +67,10 @@ def _spec(path: Path) -> dict[str, Any]:
 
 
 @vendor.command("list")
-def vendor_list(limit: Limit = None, output: OutputOption = Output.table):
+def vendor_list(limit: Limit = None, cursor: Cursor = None, output: OutputOption = Output.table):
     """List vendors."""
-    items = connect().vendors.list(page_size=page_size(limit))
-    listing(first(items, limit), output, VENDOR_COLUMNS)
+    items = connect().vendors.list(**paging(limit, cursor))
+    list_page(items, output, VENDOR_COLUMNS)
 
 
 @vendor.command("show")
@@ -109,11 +118,12 @@ def vendor_delete(name: str):
 def profile_list(
     vendor_name: Annotated[str | None, typer.Option("--vendor", help="Only this vendor's.")] = None,
     limit: Limit = None,
+    cursor: Cursor = None,
     output: OutputOption = Output.table,
 ):
     """List hardware profiles."""
-    items = connect().profiles.list(vendor=vendor_name, page_size=page_size(limit))
-    listing(first(items, limit), output, PROFILE_COLUMNS)
+    items = connect().profiles.list(vendor=vendor_name, **paging(limit, cursor))
+    list_page(items, output, PROFILE_COLUMNS)
 
 
 @profile.command("show")
@@ -256,10 +266,10 @@ def request_create(title: str, line: Lines, output: OutputOption = Output.table)
 
 
 @purchase_request.command("list")
-def request_list(limit: Limit = None, output: OutputOption = Output.table):
+def request_list(limit: Limit = None, cursor: Cursor = None, output: OutputOption = Output.table):
     """List purchase requests, newest first."""
-    items = connect().purchase_requests.list(page_size=page_size(limit))
-    listing(first(items, limit), output, REQUEST_COLUMNS)
+    items = connect().purchase_requests.list(**paging(limit, cursor))
+    list_page(items, output, REQUEST_COLUMNS)
 
 
 @purchase_request.command("show")
@@ -288,11 +298,12 @@ def request_reject(request_id: int, output: OutputOption = Output.table):
 def order_list(
     state: Annotated[str | None, typer.Option(help="Only orders in this state.")] = None,
     limit: Limit = None,
+    cursor: Cursor = None,
     output: OutputOption = Output.table,
 ):
     """List purchase orders, newest first."""
-    items = connect().purchase_orders.list(state=state, page_size=page_size(limit))
-    listing(first(items, limit), output, ORDER_COLUMNS)
+    items = connect().purchase_orders.list(state=state, **paging(limit, cursor))
+    list_page(items, output, ORDER_COLUMNS)
 
 
 @order.command("show")

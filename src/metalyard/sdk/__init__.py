@@ -6,6 +6,14 @@
         for asset in client.assets.list(state="SPARE", tag={"pool": "batch"}):
             print(asset.serial, asset.hostname)
 
+A `list()` fetches page after page as you iterate; `limit` stops after that many items,
+`cursor` starts after an earlier listing's `next_cursor`, which it keeps too (None once
+no more exist):
+
+    page = client.assets.list(state="SPARE", limit=500)
+    serials = [asset.serial for asset in page]
+    more = client.assets.list(state="SPARE", limit=500, cursor=page.next_cursor)
+
 Results are the API's own pydantic models (`AssetOut`, `SiteOut`, `RunOut`…); errors are the
 `metalyard.errors` classes the server raised; `Unreachable` when no answer came, and its
 `OutcomeUnknown` when a change was sent but its answer was lost, so it may have been carried
@@ -29,6 +37,7 @@ from metalyard.errors import (
 )
 from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
 from metalyard.sdk.client import Client, RegionOut
+from metalyard.sdk.http import Listing
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
 from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
 
@@ -43,6 +52,7 @@ __all__ = [
     "Forbidden",
     "ForbiddenTransition",
     "InvalidInput",
+    "Listing",
     "MachineClasses",
     "MetalyardError",
     "NotFound",

@@ -1,6 +1,5 @@
 """Users, teams, projects, tokens, change requests and the audit log."""
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from metalyard.auth.schemas import (
 )
 from metalyard.auth.scopes import Scope
 from metalyard.sdk.base import Data, Namespace, with_version
-from metalyard.sdk.http import body
+from metalyard.sdk.http import Listing, body
 
 
 class Users(Namespace):
@@ -24,8 +23,14 @@ class Users(Namespace):
 
     path = "/v1/users"
 
-    def list(self, *, page_size: int | None = None) -> Iterator[UserOut]:
-        return self._http.pages(self.path, UserOut, None, page_size)
+    def list(
+        self,
+        *,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[UserOut]:
+        return self._http.pages(self.path, UserOut, None, page_size, limit=limit, cursor=cursor)
 
     def get(self, name: str) -> UserOut:
         return self._http.get(self._item(name), UserOut)
@@ -43,8 +48,14 @@ class Users(Namespace):
 class Teams(Namespace):
     path = "/v1/teams"
 
-    def list(self, *, page_size: int | None = None) -> Iterator[TeamOut]:
-        return self._http.pages(self.path, TeamOut, None, page_size)
+    def list(
+        self,
+        *,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[TeamOut]:
+        return self._http.pages(self.path, TeamOut, None, page_size, limit=limit, cursor=cursor)
 
     def get(self, name: str) -> TeamOut:
         return self._http.get(self._item(name), TeamOut)
@@ -66,9 +77,16 @@ class Projects(Namespace):
     path = "/v1/projects"
 
     def list(
-        self, *, team: str | None = None, page_size: int | None = None
-    ) -> Iterator[ProjectOut]:
-        return self._http.pages(self.path, ProjectOut, {"team": team}, page_size)
+        self,
+        *,
+        team: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[ProjectOut]:
+        return self._http.pages(
+            self.path, ProjectOut, {"team": team}, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, name: str) -> ProjectOut:
         return self._http.get(self._item(name), ProjectOut)
@@ -107,9 +125,18 @@ class Tokens(Namespace):
         payload = {"scope": str(scope), "name": name, "expires_in": expires_in}
         return self._http.send("POST", self.path, TokenCreated, json=payload, auth=basic)
 
-    def list(self, all_users: bool = False, *, page_size: int | None = None) -> Iterator[TokenOut]:
+    def list(
+        self,
+        all_users: bool = False,
+        *,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[TokenOut]:
         """Your tokens; with `all_users` (admin), everyone's. Secrets are never returned."""
-        return self._http.pages(self.path, TokenOut, {"all_users": all_users}, page_size)
+        return self._http.pages(
+            self.path, TokenOut, {"all_users": all_users}, page_size, limit=limit, cursor=cursor
+        )
 
     def revoke(self, token_id: int) -> TokenOut:
         return self._http.send("DELETE", self._item(token_id), TokenOut)
@@ -121,10 +148,17 @@ class ChangeRequests(Namespace):
     path = "/v1/change-requests"
 
     def list(
-        self, *, state: ChangeState | str | None = None, page_size: int | None = None
-    ) -> Iterator[ChangeRequestOut]:
+        self,
+        *,
+        state: ChangeState | str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[ChangeRequestOut]:
         """Newest first."""
-        return self._http.pages(self.path, ChangeRequestOut, {"state": state}, page_size)
+        return self._http.pages(
+            self.path, ChangeRequestOut, {"state": state}, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, change_id: int) -> ChangeRequestOut:
         return self._http.get(self._item(change_id), ChangeRequestOut)
@@ -156,7 +190,9 @@ class Audit(Namespace):
         since: datetime | None = None,
         until: datetime | None = None,
         page_size: int | None = None,
-    ) -> Iterator[AuditEntryOut]:
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[AuditEntryOut]:
         """Newest first; `target` is a path and what is under it (`assets/SN1`, not SN13);
         `since` must be before `until`, both with a timezone."""
         params = {
@@ -167,7 +203,9 @@ class Audit(Namespace):
             "since": since,
             "until": until,
         }
-        return self._http.pages(self.path, AuditEntryOut, params, page_size)
+        return self._http.pages(
+            self.path, AuditEntryOut, params, page_size, limit=limit, cursor=cursor
+        )
 
     def verify(self) -> AuditVerification:
         """Recompute the chain; `.problems` names every edited entry and every gap."""

@@ -1,6 +1,6 @@
 """BMC credentials and an asset's BMC: `client.bmc_credentials`, `client.bmc`."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from metalyard.drivers.base import BootDevice, BootMode, PowerAction
@@ -13,7 +13,7 @@ from metalyard.drivers.schemas import (
     SensorsOut,
 )
 from metalyard.sdk.base import Namespace, with_version
-from metalyard.sdk.http import parse, segment
+from metalyard.sdk.http import Listing, parse, segment
 
 
 class BmcCredentials(Namespace):
@@ -21,8 +21,16 @@ class BmcCredentials(Namespace):
 
     path = "/v1/bmc-credentials"
 
-    def list(self, *, page_size: int | None = None) -> Iterator[BmcCredentialOut]:
-        return self._http.pages(self.path, BmcCredentialOut, {}, page_size)
+    def list(
+        self,
+        *,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[BmcCredentialOut]:
+        return self._http.pages(
+            self.path, BmcCredentialOut, {}, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, name: str) -> BmcCredentialOut:
         return self._http.get(self._item(name), BmcCredentialOut)

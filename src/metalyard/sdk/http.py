@@ -150,20 +150,16 @@ class Http:
         return parse(model, self.request(method, path, **kwargs).json())
 
     def pages(
-        self, path: str, model: type[M], params: Params | None = None, page_size: int | None = None
-    ) -> Iterator[M]:
-        """Every item of a list, following `next_cursor` one page at a time."""
-        query = {**(params or {}), "limit": page_size or DEFAULT_PAGE_SIZE}
-        cursor = None
-        while True:
-            body = self.request("GET", path, params={**query, "cursor": cursor}).json()
-            for item in body["items"]:
-                yield parse(model, item)
-            previous, cursor = cursor, body.get("next_cursor")
-            if not cursor:
-                return
-            if cursor == previous:
-                raise ServerError(f"{path} gave the same next_cursor twice; stopping")
+        self,
+        path: str,
+        model: type[M],
+        params: Params | None = None,
+        page_size: int | None = None,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> "Listing[M]":
+        return Listing(self, path, model, params, page_size, limit=limit, cursor=cursor)
 
     def _unreachable(self, error: httpx.TransportError, method: str, path: str) -> Unreachable:
         details = {"url": self.url, "error": type(error).__name__}
@@ -195,6 +191,62 @@ class Http:
         else:
             message = f"cannot reach {self.url}: {reason}"
         return Unreachable(message, details=details)
+
+
+class Listing(Iterator[M]):
+    """The items of a list from `cursor` on (at most `limit`; None for all), fetched a page
+    at a time by following `next_cursor`.
+
+    Once it is exhausted, `next_cursor` is where the list goes on: pass it as `cursor` to
+    the same call for the items after these; None when no more exist. The last page asked
+    for ends at the `limit`-th item, so that cursor skips none.
+    """
+
+    def __init__(
+        self,
+        http: Http,
+        path: str,
+        model: type[M],
+        params: Params | None,
+        page_size: int | None,
+        *,
+        limit: int | None,
+        cursor: str | None,
+    ) -> None:
+        self.next_cursor = cursor
+        self._items = self._walk(http, path, model, dict(params or {}), page_size, limit)
+
+    def __next__(self) -> M:
+        return next(self._items)
+
+    def _walk(
+        self,
+        http: Http,
+        path: str,
+        model: type[M],
+        query: dict[str, Any],
+        page_size: int | None,
+        limit: int | None,
+    ) -> Iterator[M]:
+        size = page_size or DEFAULT_PAGE_SIZE
+        left = limit
+        while left is None or left > 0:
+            cursor = self.next_cursor
+            wanted = size if left is None else min(size, left)
+            answer = http.request("GET", path, params={**query, "limit": wanted, "cursor": cursor})
+            page = answer.json()
+            following = page.get("next_cursor")
+            if following and following == cursor:
+                raise ServerError(f"{path} gave the same next_cursor twice; stopping")
+            for item in page["items"]:
+                yield parse(model, item)
+            # Only now: one who stops inside a page and goes on from here reads it again,
+            # rather than missing the rest of it.
+            self.next_cursor = following
+            if not following:
+                return
+            if left is not None:
+                left -= len(page["items"])
 
 
 def base_url(url: str) -> str:

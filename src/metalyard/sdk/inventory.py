@@ -1,6 +1,6 @@
 """Sites, racks, machine classes and assets: `client.sites`, `client.racks`…"""
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from metalyard.auth.changes.schemas import ChangeRequestOut
@@ -14,7 +14,7 @@ from metalyard.inventory.schemas import (
     StateChangeOut,
 )
 from metalyard.sdk.base import Data, Namespace, many, with_version
-from metalyard.sdk.http import body, parse
+from metalyard.sdk.http import Listing, body, parse
 
 ACCEPTED = 202
 """The server parked the command as a change request: it waits for a second person."""
@@ -23,8 +23,17 @@ ACCEPTED = 202
 class Sites(Namespace):
     path = "/v1/sites"
 
-    def list(self, *, sort: str | None = None, page_size: int | None = None) -> Iterator[SiteOut]:
-        return self._http.pages(self.path, SiteOut, {"sort": sort}, page_size)
+    def list(
+        self,
+        *,
+        sort: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[SiteOut]:
+        return self._http.pages(
+            self.path, SiteOut, {"sort": sort}, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, name: str) -> SiteOut:
         return self._http.get(self._item(name), SiteOut)
@@ -48,9 +57,17 @@ class Racks(Namespace):
     path = "/v1/racks"
 
     def list(
-        self, *, site: str | None = None, sort: str | None = None, page_size: int | None = None
-    ) -> Iterator[RackOut]:
-        return self._http.pages(self.path, RackOut, {"site": site, "sort": sort}, page_size)
+        self,
+        *,
+        site: str | None = None,
+        sort: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[RackOut]:
+        return self._http.pages(
+            self.path, RackOut, {"site": site, "sort": sort}, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, rack_id: int) -> RackOut:
         return self._http.get(self._item(rack_id), RackOut)
@@ -72,9 +89,16 @@ class MachineClasses(Namespace):
     path = "/v1/machine-classes"
 
     def list(
-        self, *, sort: str | None = None, page_size: int | None = None
-    ) -> Iterator[MachineClassOut]:
-        return self._http.pages(self.path, MachineClassOut, {"sort": sort}, page_size)
+        self,
+        *,
+        sort: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[MachineClassOut]:
+        return self._http.pages(
+            self.path, MachineClassOut, {"sort": sort}, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, name: str) -> MachineClassOut:
         return self._http.get(self._item(name), MachineClassOut)
@@ -110,7 +134,9 @@ class Assets(Namespace):
         q: str | None = None,
         sort: str | None = None,
         page_size: int | None = None,
-    ) -> Iterator[AssetOut]:
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[AssetOut]:
         """Every matching asset; `tag` takes `key=value` or `key` strings, or a dict.
 
         All filters are ANDed, and several states match any of them.
@@ -130,7 +156,7 @@ class Assets(Namespace):
             "q": q,
             "sort": sort,
         }
-        return self._http.pages(self.path, AssetOut, params, page_size)
+        return self._http.pages(self.path, AssetOut, params, page_size, limit=limit, cursor=cursor)
 
     def get(self, serial: str) -> AssetOut:
         return self._http.get(self._item(serial), AssetOut)
@@ -165,9 +191,23 @@ class Assets(Namespace):
         model = ChangeRequestOut if response.status_code == ACCEPTED else AssetOut
         return parse(model, response.json())
 
-    def history(self, serial: str, *, page_size: int | None = None) -> Iterator[StateChangeOut]:
+    def history(
+        self,
+        serial: str,
+        *,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[StateChangeOut]:
         """Every state change of the asset, oldest first."""
-        return self._http.pages(self._item(serial, "history"), StateChangeOut, None, page_size)
+        return self._http.pages(
+            self._item(serial, "history"),
+            StateChangeOut,
+            None,
+            page_size,
+            limit=limit,
+            cursor=cursor,
+        )
 
     def tag(
         self,

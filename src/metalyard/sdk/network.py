@@ -2,14 +2,13 @@
 
 from __future__ import annotations  # `list` is also a method name here
 
-from collections.abc import Iterator
 from typing import Any
 
 from metalyard.errors import NotFound
 from metalyard.network.addressing import PrefixRole
 from metalyard.network.schemas import IpAllocationOut, PrefixOut, ReservedRangeOut
 from metalyard.sdk.base import Data, Namespace, with_version
-from metalyard.sdk.http import body, parse
+from metalyard.sdk.http import Listing, body, parse
 
 
 class Prefixes(Namespace):
@@ -26,10 +25,12 @@ class Prefixes(Namespace):
         contains: str | None = None,
         sort: str | None = None,
         page_size: int | None = None,
-    ) -> Iterator[PrefixOut]:
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[PrefixOut]:
         """Every matching prefix; `contains` finds the one holding an address."""
         params = {"site": site, "role": role, "cidr": cidr, "contains": contains, "sort": sort}
-        return self._http.pages(self.path, PrefixOut, params, page_size)
+        return self._http.pages(self.path, PrefixOut, params, page_size, limit=limit, cursor=cursor)
 
     def get(self, prefix_id: int) -> PrefixOut:
         return self._http.get(self._item(prefix_id), PrefixOut)
@@ -84,7 +85,9 @@ class IpAllocations(Namespace):
         role: PrefixRole | str | None = None,
         sort: str | None = None,
         page_size: int | None = None,
-    ) -> Iterator[IpAllocationOut]:
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[IpAllocationOut]:
         params = {
             "prefix_id": prefix_id,
             "serial": serial,
@@ -93,7 +96,9 @@ class IpAllocations(Namespace):
             "role": role,
             "sort": sort,
         }
-        return self._http.pages(self.path, IpAllocationOut, params, page_size)
+        return self._http.pages(
+            self.path, IpAllocationOut, params, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, address: str) -> IpAllocationOut:
         return self._http.get(self._item(address), IpAllocationOut)

@@ -1,12 +1,12 @@
 """Flows, runs, capacity pools and signals: `client.flows`, `client.runs`…"""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from metalyard.orchestrator.schemas import FlowOut, PoolOut, RunOut, SignalResult
 from metalyard.orchestrator.states import RunState
 from metalyard.sdk.base import Namespace
-from metalyard.sdk.http import parse
+from metalyard.sdk.http import Listing, parse
 
 
 class Flows(Namespace):
@@ -42,10 +42,12 @@ class Runs(Namespace):
         flow: str | None = None,
         subject: str | None = None,
         page_size: int | None = None,
-    ) -> Iterator[RunOut]:
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[RunOut]:
         """Newest first; the beans' executions are left out (see `get`)."""
         params = {"state": state, "flow": flow, "subject": subject}
-        return self._http.pages(self.path, RunOut, params, page_size)
+        return self._http.pages(self.path, RunOut, params, page_size, limit=limit, cursor=cursor)
 
     def get(self, run_id: int) -> RunOut:
         """The run, each bean's state and every execution of it (`beans[i].history`)."""
@@ -65,8 +67,17 @@ class Pools(Namespace):
 
     path = "/v1/pools"
 
-    def list(self, *, prefix: str | None = None, page_size: int | None = None) -> Iterator[PoolOut]:
-        return self._http.pages(self.path, PoolOut, {"prefix": prefix}, page_size)
+    def list(
+        self,
+        *,
+        prefix: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[PoolOut]:
+        return self._http.pages(
+            self.path, PoolOut, {"prefix": prefix}, page_size, limit=limit, cursor=cursor
+        )
 
     def set(self, key: str, size: int) -> PoolOut:
         """Resize a pool, creating it if need be (admin); Conflict if more slots are in use."""

@@ -3,7 +3,6 @@
 
 from __future__ import annotations  # `list` is also a method name here
 
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -22,15 +21,24 @@ from metalyard.procurement.schemas import (
     WebhookOut,
 )
 from metalyard.sdk.base import Data, Namespace, with_version
-from metalyard.sdk.http import body, parse, segment
+from metalyard.sdk.http import Listing, body, parse, segment
 from metalyard.sdk.inventory import ACCEPTED
 
 
 class Vendors(Namespace):
     path = "/v1/vendors"
 
-    def list(self, *, sort: str | None = None, page_size: int | None = None) -> Iterator[VendorOut]:
-        return self._http.pages(self.path, VendorOut, {"sort": sort}, page_size)
+    def list(
+        self,
+        *,
+        sort: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[VendorOut]:
+        return self._http.pages(
+            self.path, VendorOut, {"sort": sort}, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, name: str) -> VendorOut:
         return self._http.get(self._item(name), VendorOut)
@@ -54,9 +62,16 @@ class Profiles(Namespace):
     path = "/v1/profiles"
 
     def list(
-        self, *, vendor: str | None = None, page_size: int | None = None
-    ) -> Iterator[ProfileOut]:
-        return self._http.pages(self.path, ProfileOut, {"vendor": vendor}, page_size)
+        self,
+        *,
+        vendor: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[ProfileOut]:
+        return self._http.pages(
+            self.path, ProfileOut, {"vendor": vendor}, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, vendor: str, name: str) -> ProfileOut:
         return self._http.get(self._item(vendor, name), ProfileOut)
@@ -109,9 +124,16 @@ class PurchaseRequests(Namespace):
     path = "/v1/purchase-requests"
 
     def list(
-        self, *, state: str | None = None, page_size: int | None = None
-    ) -> Iterator[PurchaseRequestOut]:
-        return self._http.pages(self.path, PurchaseRequestOut, {"state": state}, page_size)
+        self,
+        *,
+        state: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[PurchaseRequestOut]:
+        return self._http.pages(
+            self.path, PurchaseRequestOut, {"state": state}, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, request_id: int) -> PurchaseRequestOut:
         return self._http.get(self._item(request_id), PurchaseRequestOut)
@@ -136,9 +158,16 @@ class PurchaseOrders(Namespace):
     path = "/v1/purchase-orders"
 
     def list(
-        self, *, state: str | None = None, page_size: int | None = None
-    ) -> Iterator[PurchaseOrderOut]:
-        return self._http.pages(self.path, PurchaseOrderOut, {"state": state}, page_size)
+        self,
+        *,
+        state: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Listing[PurchaseOrderOut]:
+        return self._http.pages(
+            self.path, PurchaseOrderOut, {"state": state}, page_size, limit=limit, cursor=cursor
+        )
 
     def get(self, number: str) -> PurchaseOrderOut:
         return self._http.get(self._item(number), PurchaseOrderOut)
