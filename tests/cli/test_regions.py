@@ -233,7 +233,7 @@ def test_region_add_refuses_a_token_the_server_refuses(cli, live_server):
     assert json.loads(cli("region", "list", "-o", "json").stdout) == []
 
 
-def test_a_replaced_server_is_named_when_it_refuses_the_token(
+def test_a_profile_whose_server_now_serves_another_region_changes_nothing_there(
     cli, config_file, live_server, other_region, tokens
 ):
     assert (
@@ -244,15 +244,25 @@ def test_a_replaced_server_is_named_when_it_refuses_the_token(
     settings["regions"]["test-1"]["url"] = other_region
     config_file.write_text(yaml.safe_dump(settings))
 
-    result = cli("asset", "list")
-    assert result.exit_code == ExitCode.NOT_ALLOWED
-    assert (
-        f"the server at {other_region} now serves region 'other', not 'test-1' "
-        "(profile 'test-1')" in result.stderr
-    )
+    for command in (["site", "create", "dub1"], ["asset", "list"]):
+        result = cli(*command)
+        assert result.exit_code == ExitCode.NO_REGION
+        assert (
+            f"the server at {other_region} serves region 'other', not 'test-1' "
+            "(profile 'test-1'), and did nothing" in result.stderr
+        )
+        assert "add the profile again with `metalyard region add`" in result.stderr
     shown = cli("region", "show", "-o", "json")
     assert json.loads(shown.stdout)["name"] == "other"
     assert "warning: the server at" in shown.stderr and "not 'test-1'" in shown.stderr
+
+
+def test_a_profile_saved_unchecked_names_no_region(cli, live_server, tokens):
+    added = cli(
+        "region", "add", "ap-south", "--url", live_server, "--token", tokens.write, "--no-check"
+    )
+    assert added.exit_code == 0
+    assert cli("site", "create", "dub1").exit_code == 0
 
 
 # CA bundles --------------------------------------------------------------------------------

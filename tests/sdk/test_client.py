@@ -25,7 +25,8 @@ from metalyard.errors import (
 )
 from metalyard.inventory.lifecycle import AssetState
 from metalyard.inventory.schemas import AssetCreate, AssetOut, AssetUpdate, SiteOut
-from metalyard.sdk import Client, OutcomeUnknown
+from metalyard.sdk import Client, OutcomeUnknown, WrongRegion
+from metalyard.sdk.http import REGION_HEADER as HEADER
 from tests.peers.bmcs import BMC_USER, LOOPBACK
 from tests.peers.postgres import free_port
 from tests.sdk.conftest import CountingTransport
@@ -123,6 +124,32 @@ def test_a_listing_left_inside_a_page_goes_on_from_that_page(writer):
         "SN002",
         "SN003",
     ]
+
+
+def test_a_client_meant_for_another_region_is_refused_there_and_changes_nothing(
+    live_server, tokens, writer
+):
+    with Client(live_server, tokens.write, region="eu-west") as lost:
+        with pytest.raises(WrongRegion) as refused:
+            lost.sites.create(name="dub1")
+        assert lost.region().name == "test-1"  # asked of any server
+    assert refused.value.http_status == 421
+    assert refused.value.details == {"serves": "test-1", "requested": "eu-west"}
+    assert "serves region 'test-1', not 'eu-west'" in refused.value.message
+    with pytest.raises(NotFound):
+        writer.sites.get("dub1")
+
+
+def test_a_client_names_its_region_only_when_given_one(live_server, tokens):
+    named: list[str | None] = []
+    transport = CountingTransport(fail=lambda request, n: named.append(request.headers.get(HEADER)))
+    with Client(live_server, tokens.write, region="test-1", transport=transport) as client:
+        client.sites.create(name="dub1")
+        assert [s.name for s in client.sites.list()] == ["dub1"]
+        client.region()
+    with Client(live_server, tokens.read, transport=transport) as plain:
+        plain.sites.get("dub1")
+    assert named == ["test-1", "test-1", None, None]
 
 
 def test_asset_list_filters_by_state_tag_and_text(writer):

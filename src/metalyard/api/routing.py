@@ -17,6 +17,8 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from metalyard.api.deps import (
     READ_METHODS,
@@ -25,11 +27,13 @@ from metalyard.api.deps import (
     refuse_nul_characters,
     token_scope,
 )
+from metalyard.api.errors import error_response
 from metalyard.auth.audit import service as audit
 from metalyard.auth.audit.models import Outcome
 from metalyard.db import Database
 from metalyard.errors import MetalyardError
 from metalyard.schemas import ErrorBody
+from metalyard.sdk.http import REGION_HEADER, WrongRegion
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,23 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 """What any API call may answer besides its success, for the OpenAPI document."""
 NOT_JSON = {"model": ErrorBody, "description": "The body was not sent as application/json"}
+REGION_PARAMETER = {
+    "name": REGION_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": (
+        "The region the request is meant for: a server of another region refuses it with "
+        "421 (`wrong_region`) before authenticating it or changing anything. Without it, "
+        "no check."
+    ),
+}
+"""Documented on every operation, and read by the middleware alone: as a parameter of each
+route, it would be parsed on every request."""
+MISDIRECTED = {
+    "model": ErrorBody,
+    "description": "The request names another region than this server serves (`wrong_region`)",
+}
 
 MAX_SUMMARY_BYTES = 4096
 SECRET_WORDS = ("password", "secret", "token", "credential_value")
@@ -74,9 +95,14 @@ class UnitOfWorkRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
         if self.body_field is not None or "requestBody" in (self.openapi_extra or {}):
             self.responses = {415: NOT_JSON, **self.responses}
+        self.responses = {**self.responses, 421: MISDIRECTED}
+        # A new dict: requires() may have given several routes one.
+        extra = dict(self.openapi_extra or {})
+        extra["parameters"] = [*extra.get("parameters", []), REGION_PARAMETER]
         scope = token_scope(self)
-        if scope is not None:  # a new dict: requires() may have given several routes one
-            self.openapi_extra = {**(self.openapi_extra or {}), SCOPE_KEY: scope.value}
+        if scope is not None:
+            extra[SCOPE_KEY] = scope.value
+        self.openapi_extra = extra
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -216,7 +242,7 @@ def _item_fields(routes: list[Any], collection: str) -> list[str]:
 def _outcome(status: int) -> Outcome:
     if status < 400:
         return Outcome.SUCCESS
-    if status in (401, 403):
+    if status in (401, 403, WrongRegion.status):
         return Outcome.DENIED
     return Outcome.REJECTED if status < 500 else Outcome.ERROR
 
@@ -231,11 +257,46 @@ def _status_of(error: Exception) -> int:
     return 500
 
 
-async def _summary(request: Request) -> dict[str, Any]:
-    """What was asked, with secrets blanked and large bodies reduced to their size."""
+async def refuse_misdirected(scope: Scope, receive: Receive, send: Send, meant: str) -> None:
+    """Answer 421 to a request meant for region `meant`, which this server does not serve.
+
+    The middleware calls it before the request is authenticated or reaches its route; a
+    mutating call's refusal is audited as denied all the same, as one whose token was refused
+    is (by nobody: no token was looked at).
+    """
+    request = Request(scope, receive)
+    serves = request.app.state.settings.region
+    error = WrongRegion(
+        f"this server serves region {serves!r}, not {meant!r} as the request says "
+        f"({REGION_HEADER}): nothing was done",
+        details={"serves": serves, "requested": meant},
+    )
+    route = _route_of(request)
+    if route is not None and request.method not in READ_METHODS:
+        summary = {**await _summary(request, body=False), "region": meant}
+        database: Database = request.app.state.database
+        await run_in_threadpool(
+            _audit_refusal, database, request, route.name, error.status, summary
+        )
+    await error_response(error)(scope, receive, send)
+
+
+def _route_of(request: Request) -> UnitOfWorkRoute | None:
+    """The route that would have run the request, if one of ours matches it whole."""
+    for route in request.app.router.routes:
+        if isinstance(route, UnitOfWorkRoute) and route.matches(request.scope)[0] is Match.FULL:
+            return route
+    return None
+
+
+async def _summary(request: Request, *, body: bool = True) -> dict[str, Any]:
+    """What was asked, with secrets blanked and large bodies reduced to their size (`body`
+    False: the body left unread, for a call refused before the body limit applies)."""
     summary: dict[str, Any] = dict(getattr(request.state, "audit_summary", {}))
     if request.query_params:
         summary["query"] = dict(request.query_params)
+    if not body:
+        return summary
     try:
         body = await request.body()
     except RuntimeError:  # the body stream was consumed without caching

@@ -11,8 +11,8 @@ from typer.core import TyperGroup
 from metalyard.cli import config
 from metalyard.cli.exit_codes import ExitCode, exit_code_for
 from metalyard.cli.output import note
-from metalyard.errors import MetalyardError, Unauthenticated
-from metalyard.sdk import Client
+from metalyard.errors import MetalyardError
+from metalyard.sdk import Client, WrongRegion
 
 DEBUG_ENV = "METALYARD_DEBUG"
 
@@ -52,7 +52,12 @@ def connect(*, token: bool = True) -> Client:
     if chosen.insecure:
         note(f"warning: TLS certificates of region {chosen.name!r} are not checked (--insecure)")
     try:
-        client = Client(chosen.url, chosen.token if token else None, verify=chosen.verify)
+        client = Client(
+            chosen.url,
+            chosen.token if token else None,
+            region=chosen.region,  # a server of another region refuses every command
+            verify=chosen.verify,
+        )
     except MetalyardError as error:  # its CA bundle went missing or bad since `region add`
         raise type(error)(f"region {chosen.name!r}: {error.message}") from None
     current = state()
@@ -72,28 +77,13 @@ def explain(error: MetalyardError) -> str:
         bundle = isinstance(chosen.verify, str)
         hint = "" if bundle else "; give its CA with `metalyard region add … --ca-bundle FILE`"
         return f"region {chosen.name!r}: {error.message}{hint}"
-    if not isinstance(error, Unauthenticated):
-        return error.message
-    serves = serving_region(chosen)
-    if serves is None or serves == chosen.region:
-        return error.message
-    return (
-        f"{error.message}: the server at {chosen.url} now serves region {serves!r}, "
-        f"not {chosen.region!r} (profile {chosen.name!r}); if it was replaced on purpose, "
-        f"add the profile again with `metalyard region add`"
-    )
-
-
-def serving_region(chosen: config.Target) -> str | None:
-    """Which region the server now serves, when its profile knows which it should (asked only
-    after the server refused the token: the usual sign that it is another region's)."""
-    if chosen.region is None:
-        return None
-    try:
-        with Client(chosen.url, verify=chosen.verify, timeout=5, retries=0) as client:
-            return client.region().name
-    except MetalyardError:
-        return None
+    if isinstance(error, WrongRegion):
+        return (
+            f"the server at {chosen.url} serves region {details.get('serves')!r}, not "
+            f"{chosen.region!r} (profile {chosen.name!r}), and did nothing; if it was replaced "
+            "on purpose, add the profile again with `metalyard region add`"
+        )
+    return error.message
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:

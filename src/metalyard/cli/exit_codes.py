@@ -9,7 +9,8 @@
  6  conflict: a forbidden transition, a stale version, a duplicate (HTTP 409)
  7  invalid input, refused by the server (HTTP 422 / 413) or found in a local file
  8  the server failed (HTTP 5xx) or answered something this CLI does not understand
- 9  no region configured, or no region of that name
+ 9  no region configured, or no region of that name, or the server serves another region
+    than the profile's (HTTP 421: it did nothing)
 10  `serve`: the database schema is not at the latest revision
 11  the asset's BMC failed, refused, or cannot do what was asked (its message is shown)
 12  a change was sent but its answer was lost: it may have been carried out, so look
@@ -34,6 +35,7 @@ from metalyard.errors import (
     Unauthenticated,
     Unreachable,
 )
+from metalyard.sdk import WrongRegion
 
 
 class ExitCode(IntEnum):
@@ -71,6 +73,7 @@ _BY_ERROR: list[tuple[type[MetalyardError], ExitCode]] = [
     (PayloadTooLarge, ExitCode.INVALID_INPUT),
     (ServerError, ExitCode.SERVER_ERROR),
     (NoRegion, ExitCode.NO_REGION),
+    (WrongRegion, ExitCode.NO_REGION),
     (DatabaseNotReady, ExitCode.DATABASE_NOT_READY),
 ]
 

@@ -2,7 +2,7 @@
 
     from metalyard.sdk import Client, NotFound
 
-    with Client("https://metalyard.dub1.example", token) as client:
+    with Client("https://metalyard.dub1.example", token, region="dub1") as client:
         for asset in client.assets.list(state="SPARE", tag={"pool": "batch"}):
             print(asset.serial, asset.hostname)
 
@@ -17,7 +17,8 @@ no more exist):
 Results are the API's own pydantic models (`AssetOut`, `SiteOut`, `RunOut`…); errors are the
 `metalyard.errors` classes the server raised; `Unreachable` when no answer came, and its
 `OutcomeUnknown` when a change was sent but its answer was lost, so it may have been carried
-out. The SDK imports neither FastAPI nor SQLAlchemy.
+out; `WrongRegion` when a client given `region` reached a server of another region, which
+then did nothing. The SDK imports neither FastAPI nor SQLAlchemy.
 """
 
 from metalyard.errors import (
@@ -37,7 +38,7 @@ from metalyard.errors import (
 )
 from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
 from metalyard.sdk.client import Client, RegionOut
-from metalyard.sdk.http import Listing
+from metalyard.sdk.http import Listing, WrongRegion
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
 from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
 
@@ -72,4 +73,5 @@ __all__ = [
     "Unauthenticated",
     "Unreachable",
     "Users",
+    "WrongRegion",
 ]

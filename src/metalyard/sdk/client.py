@@ -10,7 +10,7 @@ from metalyard.schemas import RegionOut
 from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
 from metalyard.sdk.discovery import Discovery
 from metalyard.sdk.drivers import Bmc, BmcCredentials
-from metalyard.sdk.http import Http
+from metalyard.sdk.http import Http, parse
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
 from metalyard.sdk.network import IpAllocations, Prefixes
 from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
@@ -33,6 +33,10 @@ class Client:
     answer is lost after sending, `OutcomeUnknown` says they may have been carried out.
     Errors raise the same `metalyard.errors` classes the server raised, carrying its
     `message`, `details`, `http_status` and `request_id`.
+
+    `region`, if given, is the region the client means: every call names it
+    (X-Metalyard-Region), and a server of another region refuses it with `WrongRegion`
+    before doing anything, so that a URL pointing at the wrong server changes nothing there.
     """
 
     def __init__(
@@ -40,13 +44,20 @@ class Client:
         url: str,
         token: str | None = None,
         *,
+        region: str | None = None,
         verify: bool | str | Path = True,
         timeout: float = 30.0,
         retries: int = 3,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = Http(
-            url, token, verify=verify, timeout=timeout, retries=retries, transport=transport
+            url,
+            token,
+            region=region,
+            verify=verify,
+            timeout=timeout,
+            retries=retries,
+            transport=transport,
         )
         self.sites = Sites(self._http)
         self.racks = Racks(self._http)
@@ -78,8 +89,8 @@ class Client:
         return self._http.url
 
     def region(self) -> RegionOut:
-        """Which region the server serves (needs no token)."""
-        return self._http.get("/v1/region", RegionOut)
+        """Which region the server serves (needs no token); asked whatever `region` says."""
+        return parse(RegionOut, self._http.request("GET", "/v1/region", any_region=True).json())
 
     def whoami(self) -> WhoAmI:
         return self._http.get("/v1/whoami", WhoAmI)
