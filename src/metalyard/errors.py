@@ -156,6 +156,14 @@ class OutcomeUnknown(Unreachable):
     code = "outcome_unknown"
 
 
+class WrongRegion(MetalyardError):
+    """The request named another region (X-Metalyard-Region) than the server serves: it did
+    nothing. `details` name the region it `serves` and the one `requested`."""
+
+    status = 421
+    code = "wrong_region"
+
+
 class DatabaseNotReady(MetalyardError):
     """A server-side process found its database's schema behind the code's."""
 
@@ -176,6 +184,7 @@ ERRORS_BY_CODE: dict[str, type[MetalyardError]] = {
         ForbiddenTransition,
         OutsideNetworks,
         NoBmc,
+        WrongRegion,
     )
 }
 

@@ -12,6 +12,9 @@ Name = Annotated[
 """An identifier that may end up in a URL, a file name or a DHCP entry."""
 Text = Annotated[str, StringConstraints(max_length=1024)]
 
+REGION_HEADER = "X-Metalyard-Region"
+"""Names the region a request is meant for; a server of another region refuses it (421)."""
+
 Unset = SkipJsonSchema[None]
 """For update fields that cannot be cleared: left out (or null), they stay as they are."""
 

@@ -25,8 +25,8 @@ from metalyard.errors import (
 )
 from metalyard.inventory.lifecycle import AssetState
 from metalyard.inventory.schemas import AssetCreate, AssetOut, AssetUpdate, SiteOut
+from metalyard.schemas import REGION_HEADER as HEADER
 from metalyard.sdk import Client, OutcomeUnknown, WrongRegion
-from metalyard.sdk.http import REGION_HEADER as HEADER
 from tests.peers.bmcs import BMC_USER, LOOPBACK
 from tests.peers.postgres import free_port
 from tests.sdk.conftest import CountingTransport

@@ -7,7 +7,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from metalyard.api.routing import refuse_misdirected
-from metalyard.sdk.http import REGION_HEADER
+from metalyard.schemas import REGION_HEADER
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")

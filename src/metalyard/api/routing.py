@@ -31,9 +31,8 @@ from metalyard.api.errors import error_response
 from metalyard.auth.audit import service as audit
 from metalyard.auth.audit.models import Outcome
 from metalyard.db import Database
-from metalyard.errors import MetalyardError
-from metalyard.schemas import ErrorBody
-from metalyard.sdk.http import REGION_HEADER, WrongRegion
+from metalyard.errors import MetalyardError, WrongRegion
+from metalyard.schemas import REGION_HEADER, ErrorBody
 
 log = logging.getLogger(__name__)
 

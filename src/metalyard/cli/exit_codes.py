@@ -34,8 +34,8 @@ from metalyard.errors import (
     ServerError,
     Unauthenticated,
     Unreachable,
+    WrongRegion,
 )
-from metalyard.sdk import WrongRegion
 
 
 class ExitCode(IntEnum):

@@ -35,10 +35,11 @@ from metalyard.errors import (
     StaleVersion,
     Unauthenticated,
     Unreachable,
+    WrongRegion,
 )
 from metalyard.sdk.auth import Audit, ChangeRequests, Projects, Teams, Tokens, Users
 from metalyard.sdk.client import Client, RegionOut
-from metalyard.sdk.http import Listing, WrongRegion
+from metalyard.sdk.http import Listing
 from metalyard.sdk.inventory import Assets, MachineClasses, Racks, Sites
 from metalyard.sdk.orchestrator import Flows, Pools, Runs, Signals
 

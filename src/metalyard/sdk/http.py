@@ -33,7 +33,9 @@ from metalyard.errors import (
     ServerError,
     Unauthenticated,
     Unreachable,
+    WrongRegion,
 )
+from metalyard.schemas import REGION_HEADER
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -43,21 +45,6 @@ BACKOFF_BASE = 0.1
 """Seconds before the first retry; doubles on each further one."""
 BACKOFF_CAP = 5.0
 DEFAULT_PAGE_SIZE = 100
-
-REGION_HEADER = "X-Metalyard-Region"
-
-
-class WrongRegion(MetalyardError):
-    """The server serves another region than the one the request named (421): it did nothing.
-
-    `details` name the region it `serves` and the one `requested`.
-    """
-
-    # Its home is metalyard.errors, with the others; until it moves there, the API takes it
-    # from here.
-    status = 421
-    code = "wrong_region"
-
 
 ERRORS_BY_STATUS: dict[int, type[MetalyardError]] = {
     400: InvalidInput,
