@@ -262,7 +262,10 @@ MachineClass = Annotated[str | None, typer.Option(help="Machine class name.")]
 SiteName = Annotated[str | None, typer.Option("--site", help="Site name (give --rack too).")]
 RackName = Annotated[str | None, typer.Option("--rack", help="Rack name within the site.")]
 Position = Annotated[int | None, typer.Option(min=1, max=100, help="Rack unit (1 = bottom).")]
-BmcDriverOption = Annotated[BmcDriverName | None, typer.Option(help="How to talk to the BMC.")]
+BmcDriverOption = Annotated[
+    BmcDriverName | None,
+    typer.Option(help="How to talk to the BMC; until it is set, BMC calls are refused."),
+]
 BmcAddress = Annotated[str | None, typer.Option(help="BMC host or URL.")]
 BmcCredential = Annotated[str | None, typer.Option(help="Name of the BMC credential.")]
 HealthOption = Annotated[Health | None, typer.Option(case_sensitive=False, help="Health.")]
