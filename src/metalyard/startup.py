@@ -9,6 +9,7 @@ an exit code, the uvicorn factory into a message.
 import logging
 from typing import Any
 
+from alembic.util import CommandError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -55,9 +56,10 @@ def load_flows(modules: list[str]) -> list[str]:
     return [flow.name for flow in flows]
 
 
-def open_database(settings: Settings) -> Database:
+def open_database(settings: Settings, *, claim: bool = False) -> Database:
     """The database, its schema current (SQLite upgrades itself, PostgreSQL must be told
-    to), and claimed for this process's secret key if nothing claimed it yet."""
+    to), and its secret key this process's; `claim` it for that key if nothing did yet
+    (see check_secret_key: only the processes that serve the region do)."""
     url = settings.effective_database_url
     database = new_database(settings)
     try:
@@ -65,12 +67,21 @@ def open_database(settings: Settings) -> Database:
             upgrade(url)
         else:
             check_schema(database)
-        check_secret_key(database, settings, claim=True)
+        check_secret_key(database, settings, claim=claim)
         if database.is_sqlite and (sealed := seal_audit_log(database, settings)):
             log.warning("sealed the audit log's head at entry %s", sealed)
     except SQLAlchemyError as error:
         database.dispose()
         raise unreachable(url, error) from None
+    except CommandError as error:  # an SQLite file of a newer metalyard
+        database.dispose()
+        raise DatabaseNotReady(f"cannot upgrade the database {redacted(url)}: {error}") from None
+    except OSError as error:  # the key file, made on a first start
+        database.dispose()
+        raise InvalidInput(
+            f"METALYARD_DATA_DIR: cannot make the secret key file in {settings.data_dir}: "
+            f"{error.strerror or error}; make it writable, or set METALYARD_SECRET_KEY"
+        ) from None
     except BaseException:
         database.dispose()
         raise
@@ -101,31 +112,34 @@ def check_secret_key(database: Database, settings: Settings, *, claim: bool = Fa
     process lacks: its writes would fork the log's signatures (a false tamper alarm in
     `audit verify`) and its BMC calls would fail.
 
-    With `claim`, a database nothing wrote yet is claimed for this process's key (made if
-    there is none) by the audit log's first entry, under the log's lock: of two processes
-    with different keys starting at once on a new database, the second then finds the
-    first's key. Without it no key file is made, so a process without one cannot make its
-    own beside a database that already has a key.
+    With `claim` (the processes that serve the region), a database nothing wrote yet is
+    claimed for this process's key (made if there is none) by the audit log's first entry,
+    under the log's lock: of two processes with different keys starting at once on a new
+    database, the second then finds the first's key. Without it no key file is made, so a
+    process without one cannot make its own beside a database that already has a key. A
+    refusal writes nothing: it is raised inside the transaction.
     """
     from metalyard.auth.audit import service as audit
     from metalyard.drivers.models import BmcCredential
 
     with database.transaction() as session:
-        if claim:
-            foreign = audit.claim(session, settings=settings)
-        else:
-            held = secrets.configured_keys(settings, make=False)
-            foreign = audit.missing_key(session, keys=audit.AuditKeys(held) if held else None)
-        keys = secrets.configured_keys(settings, make=False)  # the claim may have made one
+        keys = secrets.configured_keys(settings, make=False)
         secret = session.scalar(
             select(BmcCredential.password_encrypted).order_by(BmcCredential.id.desc()).limit(1)
         )
-    if foreign is not None:
-        found = f"its audit log is signed with key {foreign}"
-    elif secret is not None and not _decrypts(secret, keys):
-        found = "its BMC passwords are encrypted with another key"
-    else:
-        return
+        if secret is not None and not _decrypts(secret, keys):
+            raise _foreign_key(
+                database, settings, "its BMC passwords are encrypted with another key"
+            )
+        if claim:
+            foreign = audit.claim(session, settings=settings)
+        else:
+            foreign = audit.missing_key(session, keys=audit.AuditKeys(keys) if keys else None)
+        if foreign is not None:
+            raise _foreign_key(database, settings, f"its audit log is signed with key {foreign}")
+
+
+def _foreign_key(database: Database, settings: Settings, found: str) -> InvalidInput:
     path = secrets.key_file(settings)
     if settings.secret_key:
         held = "METALYARD_SECRET_KEY does not hold that key"
@@ -133,8 +147,7 @@ def check_secret_key(database: Database, settings: Settings, *, claim: bool = Fa
         held = f"METALYARD_SECRET_KEY is unset and the key file {path} does not hold that key"
     else:
         held = f"METALYARD_SECRET_KEY is unset and there is no key file {path}"
-    database.dispose()
-    raise InvalidInput(
+    return InvalidInput(
         f"the database {redacted(database.url)} was written with a secret key this process "
         f"does not have: {found}, and {held}. Give every process of the region (serve, "
         "worker, db) the same METALYARD_SECRET_KEY, or the same key file; after a rotation, "
@@ -157,7 +170,6 @@ def check_schema(database: Database) -> None:
 
     current, latest = schema_revisions(database)
     if current != latest:
-        database.dispose()
         raise DatabaseNotReady(
             f"the schema of {redacted(database.url)} is at revision "
             f"{', '.join(sorted(current)) or 'none'}, not {', '.join(sorted(latest))}: "

@@ -67,3 +67,17 @@ def test_every_operation_documents_the_header_and_its_421(app):
         headers = [p for p in operation["parameters"] if p["in"] == "header"]
         assert HEADER in [p["name"] for p in headers], path
         assert "421" in operation["responses"], path
+
+
+def test_every_copy_of_the_header_must_name_this_region(app, tokens):
+    """A proxy or a client may send the header twice: the last one does not win."""
+    with TestClient(app, headers={"Authorization": f"Bearer {tokens.write}"}) as client:
+        for pair in (("eu-west", "test-1"), ("test-1", "eu-west")):
+            headers = [(HEADER, pair[0]), (HEADER, pair[1])]
+            answer = client.post("/v1/sites", json={"name": "dub1"}, headers=headers)
+            assert answer.status_code == 421, answer.text
+        long = "x" * 5000
+        answer = client.get("/v1/sites", headers={HEADER: long})
+        assert answer.json()["details"]["requested"] == "x" * 64
+        both = [(HEADER, "test-1"), (HEADER, "test-1")]
+        assert client.post("/v1/sites", json={"name": "dub1"}, headers=both).status_code == 201

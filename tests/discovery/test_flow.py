@@ -205,6 +205,25 @@ def test_the_bmc_address_the_agent_reads_is_recorded_with_the_ipmi_driver(client
     assert (asset["bmc_driver"], asset["bmc_address"]) == ("redfish", "https://[fd00::8]")
 
 
+def test_an_agent_cannot_give_an_asset_another_assets_bmc_or_one_in_service(client, agent, ordered):
+    """The agent speaks for a server not yet trusted: what it reads is learned only in
+    discovery, and never onto another server's BMC."""
+    racked(client, "SN-D2", bmc_driver="ipmi", bmc_address="10.0.0.5")
+    boot(agent, with_bmc(machine_facts("SN-D1"), "10.0.0.5"))
+    asset = wait_for_state(client, "SN-D1", "SPARE")
+    assert (asset["bmc_driver"], asset["bmc_address"]) == (None, "")
+    assert asset["tags"]["discovery.bmc-address"] == (
+        "the agent reads 10.0.0.5, where asset SN-D2's BMC is: not recorded"
+    )
+
+    racked(client, "SN-D3", bmc_driver=None)
+    for state in ("EVALUATING", "SPARE", "PROVISIONING", "BAREMETAL"):
+        moved = client.post("/v1/assets/SN-D3/transition", json={"to": state, "reason": "x"})
+        assert moved.status_code == 200, moved.text
+    boot(agent, with_bmc(machine_facts("SN-D3"), "10.0.0.7"))
+    assert client.get("/v1/assets/SN-D3").json()["bmc_address"] == ""
+
+
 @pytest.mark.parametrize("reported", ["0.0.0.0", "", "127.0.0.1", "169.254.0.9", "not an ip"])
 def test_a_bmc_address_no_bmc_is_reached_at_is_not_recorded(client, agent, reported):
     answer = boot(agent, with_bmc(machine_facts("SN-X1"), reported))

@@ -88,7 +88,7 @@ def app_from_environment() -> FastAPI:
     try:
         settings = startup.load_settings()
         startup.load_flows(settings.flow_modules)
-        database = startup.open_database(settings)
+        database = startup.open_database(settings, claim=True)
     except MetalyardError as error:
         raise SystemExit(f"metalyard: {error.message}") from None
     return create_app(settings, database)

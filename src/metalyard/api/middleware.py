@@ -12,6 +12,8 @@ from metalyard.schemas import REGION_HEADER
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 _REGION_HEADER = REGION_HEADER.lower().encode()
+MAX_REGION_SHOWN = 64
+"""A region is a Name: longer header values are cut there in the answer and the audit log."""
 
 
 class RequestIdMiddleware:
@@ -40,12 +42,14 @@ class RequestIdMiddleware:
                 message["headers"] = [*message["headers"], (REQUEST_ID_HEADER, request_id)]
             await send(message)
 
-        meant = headers.get(_REGION_HEADER)
-        if meant is not None:
-            region = meant.decode("latin-1")
-            if region != scope["app"].state.settings.region:
-                await refuse_misdirected(scope, receive, send_with_id, region)
-                return
+        if _REGION_HEADER in headers:
+            served = scope["app"].state.settings.region.encode("latin-1")
+            # Every copy of the header, not the last one the dict kept: each must agree.
+            for name, value in scope["headers"]:
+                if name == _REGION_HEADER and value != served:
+                    meant = value.decode("latin-1")[:MAX_REGION_SHOWN]
+                    await refuse_misdirected(scope, receive, send_with_id, meant)
+                    return
         await self.app(scope, receive, send_with_id)
 
 

@@ -65,7 +65,7 @@ def serve(
     self_signed = _check_tls(settings) if settings.tls_cert and settings.tls_key else False
     # The API needs the flows too: it starts, draws and re-walks runs of them.
     known = load_flows(settings.flow_modules)
-    database = open_database(settings)
+    database = open_database(settings, claim=True)
     # Listen first: a first start on a taken port must not spend the admin's one showing.
     listener = _listen(settings.host, settings.port)
     with database.transaction() as session:
@@ -200,7 +200,7 @@ def worker(
 
     settings = load_settings(worker_concurrency=concurrency)
     known = load_flows([*settings.flow_modules, *(flows or [])])
-    database = open_database(settings)
+    database = open_database(settings, claim=True)
     running = new_worker(database, settings, name=name)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -23,7 +23,7 @@ from metalyard.db.lookup import get_by
 from metalyard.discovery import flows
 from metalyard.discovery.models import AgentSession, Evaluation
 from metalyard.drivers import service as bmcs
-from metalyard.errors import Conflict, Forbidden, Unauthenticated
+from metalyard.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
 from metalyard.inventory import service as inventory
 from metalyard.inventory.lifecycle import AssetState
 from metalyard.inventory.models import Asset, AssetInterface
@@ -143,25 +143,44 @@ def _recognise(session: Session, facts: dict[str, Any]) -> Asset:
 
 def _learn_bmc(session: Session, asset: Asset, facts: dict[str, Any]) -> None:
     """Record the BMC address the agent read where the asset has none: with the driver
-    "ipmi" if it has none either (the agent read it over IPMI). One on record is never
-    replaced; a different one is tagged. Only an address is learned: a credential is still
-    sent only inside its networks (drivers.service.AssetBmc.connect)."""
+    "ipmi" if it has none either (the agent read it over IPMI). Only while the asset is in
+    discovery, and never an address another asset's BMC is at: an agent speaks for a server
+    that is not yet trusted. One on record is never replaced; a different one is tagged. A
+    credential is still sent only inside its networks (drivers.service.AssetBmc.connect)."""
     reported = _reported_bmc_ip(facts)
     if reported is None:
         return
-    if not asset.bmc_address and asset.bmc_driver != "fake":
-        driver = asset.bmc_driver or "ipmi"
-        learned = {"bmc_driver": driver} if asset.bmc_driver is None else {}
-        change = AssetUpdate(bmc_address=bmcs.address_at(driver, reported), **learned)
-        inventory.update_asset(session, serial=asset.serial, data=change)
-        logger.info("asset %s: BMC address %s read by its agent", asset.serial, reported)
-    recorded = bmcs.address_ip(asset.bmc_driver, asset.bmc_address)
     note = None
-    if recorded is not None and recorded != reported:
+    if not asset.bmc_address and asset.bmc_driver != "fake" and asset.state in IN_DISCOVERY:
+        driver = asset.bmc_driver or "ipmi"
+        address = bmcs.address_at(driver, reported)
+        taken = session.scalar(
+            select(Asset.serial).where(
+                Asset.id != asset.id,
+                Asset.bmc_address.in_({reported, address, bmcs.address_at("redfish", reported)}),
+            )
+        )
+        if taken is None:
+            learned = {"bmc_driver": driver} if asset.bmc_driver is None else {}
+            change = AssetUpdate(bmc_address=address, **learned)
+            inventory.update_asset(session, serial=asset.serial, data=change)
+            logger.info("asset %s: BMC address %s read by its agent", asset.serial, reported)
+        else:
+            note = f"the agent reads {reported}, where asset {taken}'s BMC is: not recorded"
+    recorded = bmcs.address_ip(asset.bmc_driver, asset.bmc_address)
+    if recorded is not None and recorded != reported and not _loopback(recorded):
         note = f"the agent reads {reported}; the BMC address on record is at {recorded}"
     if note != next((tag.value for tag in asset.tags if tag.key == BMC_TAG), None):
         change = TagChange(set={BMC_TAG: note}) if note else TagChange(remove=[BMC_TAG])
-        inventory.change_tags(session, serial=asset.serial, change=change)
+        try:
+            inventory.change_tags(session, serial=asset.serial, change=change)
+        except InvalidInput as error:  # a full set of tags must not fail the agent's call
+            logger.warning("asset %s: cannot tag %s: %s", asset.serial, BMC_TAG, error.message)
+
+
+def _loopback(ip: str) -> bool:
+    """A BMC on this host: an emulator (the lab), which the agent cannot see as such."""
+    return ipaddress.ip_address(ip).is_loopback
 
 
 def _reported_bmc_ip(facts: dict[str, Any]) -> str | None:
