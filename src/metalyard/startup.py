@@ -68,7 +68,7 @@ def open_database(settings: Settings, *, claim: bool = False) -> Database:
         else:
             check_schema(database)
         check_secret_key(database, settings, claim=claim)
-        if database.is_sqlite and (sealed := seal_audit_log(database, settings)):
+        if database.is_sqlite and (sealed := seal_audit_log(database, settings, make_key=claim)):
             log.warning("sealed the audit log's head at entry %s", sealed)
     except SQLAlchemyError as error:
         database.dispose()
@@ -177,13 +177,14 @@ def check_schema(database: Database) -> None:
         )
 
 
-def seal_audit_log(database: Database, settings: Settings) -> int | None:
+def seal_audit_log(database: Database, settings: Settings, *, make_key: bool) -> int | None:
     """Seal the head of an audit log written before entries carried a MAC, so `audit verify`
-    can tell a deleted end from then on; the entry sealed, if it needed sealing."""
+    can tell a deleted end from then on; the entry sealed, if it needed sealing. Only a
+    process that may claim the database (see check_secret_key) may make a key for it."""
     from metalyard.auth.audit import service as audit
 
     with database.transaction() as session:
-        sealed = audit.seal(session, settings=settings)
+        sealed = audit.seal(session, settings=settings, make_key=make_key)
     return None if sealed is None else sealed.seq
 
 

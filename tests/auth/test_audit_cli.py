@@ -65,6 +65,11 @@ def test_verify_names_entries_deleted_from_the_end(admin_cli, live_server, token
 def test_db_upgrade_seals_a_log_written_before_macs(cli, database, settings):  # noqa: F811
     write_legacy_entries(database, 3)
     env = {"METALYARD_DATABASE_URL": database.url, "METALYARD_DATA_DIR": str(settings.data_dir)}
+    keyless = cli("db", "upgrade", env=env)  # a host without the region's key
+    assert keyless.exit_code == 7, keyless.output
+    assert "must be sealed with the region's secret key" in keyless.stderr
+    assert not (settings.data_dir / "secret.key").exists()
+    service.AuditKeys.from_settings(settings)  # the region's key file, made where it lives
     upgraded = cli("db", "upgrade", env=env)
     assert upgraded.exit_code == 0, upgraded.output
     assert "sealed the audit log's head at entry 3" in upgraded.stderr

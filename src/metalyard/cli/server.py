@@ -259,7 +259,7 @@ def db_upgrade():
     try:
         upgrade(url)
         check_secret_key(database, settings)
-        sealed = seal_audit_log(database, settings)
+        sealed = seal_audit_log(database, settings, make_key=False)
     except SQLAlchemyError as error:
         raise unreachable(url, error) from None
     finally:

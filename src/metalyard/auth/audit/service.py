@@ -136,12 +136,14 @@ def record(
     return entry
 
 
-def seal(session: Session, *, settings: Settings) -> AuditSeal | None:
+def seal(session: Session, *, settings: Settings, make_key: bool = True) -> AuditSeal | None:
     """Seal the head of a log that has no seal (one written before entries carried a MAC);
     the new seal, or None when there was one already or the log is empty.
 
     Whoever runs this vouches for the log as it stands: run it on upgrade, not to silence
-    `verify` after someone deleted the seal.
+    `verify` after someone deleted the seal. Without `make_key` a process that has no key
+    is refused rather than sealing with one of its own, which every other process of the
+    region would then be refused for.
     """
     _lock_chain(session)
     if session.get(AuditSeal, _SEAL_ID) is not None:
@@ -154,7 +156,14 @@ def seal(session: Session, *, settings: Settings) -> AuditSeal | None:
     )
     new = AuditSeal(id=_SEAL_ID, keyed_from=first_keyed or last.seq + 1)
     # Only now: upgrading a database with no log to seal needs no key file made.
-    session.add(_set_seal(new, last.seq, last.hash, AuditKeys.from_settings(settings)))
+    keys = configured_keys(settings, make=make_key)
+    if not keys:
+        raise InvalidInput(
+            "the audit log was written before its entries carried a MAC and must be sealed "
+            "with the region's secret key, which this process does not have: run this where "
+            "METALYARD_SECRET_KEY (or the data directory's key file) holds it"
+        )
+    session.add(_set_seal(new, last.seq, last.hash, AuditKeys(keys)))
     session.flush()
     return new
 
