@@ -35,6 +35,7 @@ def start_worker(database, ledger: Path, log: Path) -> tuple[subprocess.Popen, s
     env = {
         **os.environ,
         "METALYARD_DATABASE_URL": database.url,
+        "METALYARD_DATA_DIR": str(ledger.parent / "data"),  # a first start makes its key there
         "METALYARD_TEST_LEDGER": str(ledger),
         "METALYARD_WORKER_LEASE_SECONDS": str(LEASE),
         "METALYARD_WORKER_CONCURRENCY": "32",
