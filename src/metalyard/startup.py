@@ -60,8 +60,17 @@ def open_database(settings: Settings, *, claim: bool = False) -> Database:
     """The database, its schema current (SQLite upgrades itself, PostgreSQL must be told
     to), and its secret key this process's; `claim` it for that key if nothing did yet
     (see check_secret_key: only the processes that serve the region do)."""
-    url = settings.effective_database_url
     database = new_database(settings)
+    try:
+        _make_ready(database, settings, claim=claim)
+    except BaseException:
+        database.dispose()
+        raise
+    return database
+
+
+def _make_ready(database: Database, settings: Settings, *, claim: bool) -> None:
+    url = settings.effective_database_url
     try:
         if database.is_sqlite:
             upgrade(url)
@@ -71,21 +80,14 @@ def open_database(settings: Settings, *, claim: bool = False) -> Database:
         if database.is_sqlite and (sealed := seal_audit_log(database, settings, make_key=claim)):
             log.warning("sealed the audit log's head at entry %s", sealed)
     except SQLAlchemyError as error:
-        database.dispose()
         raise unreachable(url, error) from None
     except CommandError as error:  # an SQLite file of a newer metalyard
-        database.dispose()
         raise DatabaseNotReady(f"cannot upgrade the database {redacted(url)}: {error}") from None
     except OSError as error:  # the key file, made on a first start
-        database.dispose()
         raise InvalidInput(
             f"METALYARD_DATA_DIR: cannot make the secret key file in {settings.data_dir}: "
             f"{error.strerror or error}; make it writable, or set METALYARD_SECRET_KEY"
         ) from None
-    except BaseException:
-        database.dispose()
-        raise
-    return database
 
 
 def new_database(settings: Settings) -> Database:
